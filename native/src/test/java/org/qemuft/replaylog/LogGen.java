@@ -63,7 +63,7 @@ final class LogGen {
 
   /** One valid event of the given kind with random fields. */
   static byte[] event(int kind, RandomGenerator r) {
-    ByteBuffer b = ByteBuffer.allocate(64 + 2 * 1024 * 1024);
+    ByteBuffer b = ByteBuffer.allocate(maxSize(kind));
     b.put((byte) kind);
     switch (kind) {
       case 0 -> b.putInt(r.nextInt(8) == 0 ? Integer.MAX_VALUE - r.nextInt(3) : 1 + r.nextInt(200_000));
@@ -104,6 +104,14 @@ final class LogGen {
     byte[] out = new byte[b.position()];
     b.flip().get(out);
     return out;
+  }
+
+  private static int maxSize(int kind) {
+    return switch (kind) {
+      case 7 -> 10 + 5000;
+      case 9 -> 10 + ReplayLogScanner.MAX_NET_FRAME;
+      default -> 512;
+    };
   }
 
   /** u32 length then that many random bytes, length below {@code bound}. */

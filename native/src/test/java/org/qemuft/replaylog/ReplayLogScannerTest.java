@@ -330,6 +330,14 @@ class ReplayLogScannerTest {
     }
   }
 
+  static String hexOf(byte[] b) {
+    StringBuilder sb = new StringBuilder();
+    for (byte x : b) {
+      sb.append(String.format("%02x", x & 0xff));
+    }
+    return sb.toString();
+  }
+
   static byte[] hex(String s) {
     String h = s.replace(" ", "");
     byte[] b = new byte[h.length() / 2];
