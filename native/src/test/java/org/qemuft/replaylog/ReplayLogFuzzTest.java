@@ -13,13 +13,19 @@ import org.junit.jupiter.api.Test;
  * the reference decoder: no exception but ReplayLogException, no hang, nothing accepted that does
  * not decode, the same result however the bytes are chunked.
  *
- * <p>Runs {@code qemuft.fuzz.iterations} mutations of the recorded logs (default 200, quick); for
- * a long run: {@code mvn_ft -pl native verify -Dtest=ReplayLogFuzzTest
- * -DargLine="-Dqemuft.fuzz.iterations=20000 -Dqemuft.fuzz.seed=..."}.
+ * <p>Runs QEMUFT_FUZZ_ITERATIONS mutations of the recorded logs (default 200, quick) from seed
+ * QEMUFT_FUZZ_SEED (default: the clock; every failure message names it). A long run: {@code
+ * QEMUFT_FUZZ_ITERATIONS=20000 mvn_ft -pl native verify -Dtest=ReplayLogFuzzTest}.
  */
 class ReplayLogFuzzTest {
-  private static final int ITERATIONS = Integer.getInteger("qemuft.fuzz.iterations", 200);
-  private static final long SEED = Long.getLong("qemuft.fuzz.seed", System.nanoTime());
+  private static final int ITERATIONS = Integer.parseInt(env("QEMUFT_FUZZ_ITERATIONS", "200"));
+  private static final long SEED =
+      Long.parseLong(env("QEMUFT_FUZZ_SEED", Long.toString(System.nanoTime())));
+
+  private static String env(String name, String otherwise) {
+    String v = System.getenv(name);
+    return v == null || v.isBlank() ? otherwise : v;
+  }
 
   @Test
   void mutatedRealLogs() {
