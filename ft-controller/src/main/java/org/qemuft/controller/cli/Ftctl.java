@@ -39,8 +39,14 @@ public final class Ftctl implements Runnable {
   public static CommandLine commandLine() {
     CommandLine cl = new CommandLine(new Ftctl());
     cl.setExitCodeExceptionMapper(e -> EXIT_FAILED);
-    cl.getCommandSpec().exitCodeOnInvalidInput(EXIT_USAGE);
+    usageExitCodes(cl);
     return cl;
+  }
+
+  /** picocli takes the usage-error exit code from each subcommand's own spec. */
+  private static void usageExitCodes(CommandLine cl) {
+    cl.getCommandSpec().exitCodeOnInvalidInput(EXIT_USAGE);
+    cl.getSubcommands().values().forEach(Ftctl::usageExitCodes);
   }
 
   static final class Version implements CommandLine.IVersionProvider {
