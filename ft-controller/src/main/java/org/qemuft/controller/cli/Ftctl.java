@@ -38,15 +38,10 @@ public final class Ftctl implements Runnable {
   /** The configured command line, also used by tests to run ftctl in-process. */
   public static CommandLine commandLine() {
     CommandLine cl = new CommandLine(new Ftctl());
-    cl.setExitCodeExceptionMapper(e -> EXIT_FAILED);
-    usageExitCodes(cl);
+    // With a mapper set, picocli asks it for parse errors too (not exitCodeOnInvalidInput).
+    cl.setExitCodeExceptionMapper(
+        e -> e instanceof CommandLine.ParameterException ? EXIT_USAGE : EXIT_FAILED);
     return cl;
-  }
-
-  /** picocli takes the usage-error exit code from each subcommand's own spec. */
-  private static void usageExitCodes(CommandLine cl) {
-    cl.getCommandSpec().exitCodeOnInvalidInput(EXIT_USAGE);
-    cl.getSubcommands().values().forEach(Ftctl::usageExitCodes);
   }
 
   static final class Version implements CommandLine.IVersionProvider {
