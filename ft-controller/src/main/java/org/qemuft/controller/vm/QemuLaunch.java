@@ -1,0 +1,236 @@
+package org.qemuft.controller.vm;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * The command line and environment of one QEMU process running a {@link VmSpec}, and its start.
+ *
+ * <p>Every QEMU qemu-ft starts gets: TCG, one vCPU, no default devices, no display, no reboot
+ * (a guest reboot or panic ends the process), the serial console in {@code serial.log} and QMP on
+ * {@code qmp.sock} (mode 0600) inside the run directory, which this class creates with mode 0700.
+ * A mode adds icount and record/replay; the guest NIC, if any, is a netdev stream socket owned by
+ * the caller (framing: 4-byte big-endian length, then the Ethernet frame) with {@code
+ * filter-replay} on it under record/replay. Under record/replay every disk goes through QEMU's
+ * {@code blkreplay} driver.
+ *
+ * <p>Not thread-safe; build, then {@link #start()}.
+ */
+public final class QemuLaunch {
+
+  /** How QEMU runs the guest. */
+  public enum Mode {
+    /** Plain TCG without icount (only for comparisons in benchmarks). */
+    PLAIN,
+    /** TCG with icount, no record/replay. */
+    ICOUNT,
+    /** icount with {@code rr=record}. */
+    RECORD,
+    /** icount with {@code rr=replay}. */
+    REPLAY
+  }
+
+  private static final String QEMU_PROPERTY = "qemuft.qemu";
+
+  private final VmSpec spec;
+  private final Path runDir;
+  private final String name;
+  private Mode mode = Mode.ICOUNT;
+  private Path rrFile;
+  private String rrSnapshot;
+  private String loadvm;
+  private Path netdevSocket;
+  private Path snapshotStore;
+  private boolean pauseOnShutdown;
+  private final Map<String, String> env = new LinkedHashMap<>();
+  private final List<String> extraArgs = new ArrayList<>();
+
+  private QemuLaunch(VmSpec spec, Path runDir, String name) {
+    this.spec = Objects.requireNonNull(spec, "spec");
+    this.runDir = Objects.requireNonNull(runDir, "runDir");
+    this.name = Objects.requireNonNull(name, "name");
+    if (!name.matches("[A-Za-z0-9._-]{1,64}")) {
+      throw new IllegalArgumentException("QEMU name '" + name + "' must be 1-64 of [A-Za-z0-9._-]");
+    }
+  }
+
+  /** A QEMU named {@code name} (shown in ps and QMP) that keeps its files in {@code runDir}. */
+  public static QemuLaunch of(VmSpec spec, Path runDir, String name) {
+    return new QemuLaunch(spec, runDir, name);
+  }
+
+  /** Runs in {@code mode}; RECORD and REPLAY need {@code rrFile}, the others ignore it. */
+  public QemuLaunch mode(Mode newMode, Path newRrFile) {
+    this.mode = Objects.requireNonNull(newMode, "mode");
+    this.rrFile = newRrFile;
+    return this;
+  }
+
+  /** {@code rrsnapshot=tag}: record saves it at start, replay loads it at start. */
+  public QemuLaunch rrSnapshot(String tag) {
+    this.rrSnapshot = tag;
+    return this;
+  }
+
+  /** {@code -loadvm tag}: start from this snapshot (held by a disk or the snapshot store). */
+  public QemuLaunch loadvm(String tag) {
+    this.loadvm = tag;
+    return this;
+  }
+
+  /** Attaches the guest NIC to a netdev stream socket the caller listens on. */
+  public QemuLaunch netdevSocket(Path unixSocket) {
+    this.netdevSocket = unixSocket;
+    return this;
+  }
+
+  /**
+   * A qcow2 image attached to no device, to hold VM snapshots of a machine whose disks cannot
+   * (a diskless guest under record/replay needs one for savevm).
+   */
+  public QemuLaunch snapshotStore(Path qcow2) {
+    this.snapshotStore = qcow2;
+    return this;
+  }
+
+  /** {@code -action shutdown=pause}: a guest shutdown stops the VM instead of ending QEMU. */
+  public QemuLaunch pauseOnShutdown(boolean pause) {
+    this.pauseOnShutdown = pause;
+    return this;
+  }
+
+  /** Preloads a library into QEMU ({@code LD_PRELOAD}) with its environment. */
+  public QemuLaunch preload(Path library, Map<String, String> libraryEnv) {
+    env.put("LD_PRELOAD", library.toAbsolutePath().toString());
+    env.putAll(libraryEnv);
+    return this;
+  }
+
+  /** Further QEMU arguments, appended last. */
+  public QemuLaunch extraArgs(String... args) {
+    extraArgs.addAll(List.of(args));
+    return this;
+  }
+
+  public Path runDir() {
+    return runDir;
+  }
+
+  public Path qmpSocket() {
+    return runDir.resolve("qmp.sock");
+  }
+
+  public Path serialLog() {
+    return runDir.resolve("serial.log");
+  }
+
+  /** QEMU's own stderr/stdout. */
+  public Path qemuLog() {
+    return runDir.resolve("qemu.log");
+  }
+
+  /** The QEMU binary: system property {@code qemuft.qemu}, else qemu-system-x86_64 on PATH. */
+  public static String qemuBinary() {
+    return System.getProperty(QEMU_PROPERTY, "qemu-system-x86_64");
+  }
+
+  /** The complete command line. */
+  public List<String> command() {
+    boolean rr = mode == Mode.RECORD || mode == Mode.REPLAY;
+    if (rr && rrFile == null) {
+      throw new IllegalStateException(mode + " needs a replay log file (rrfile)");
+    }
+    List<String> cmd = new ArrayList<>();
+    cmd.add(qemuBinary());
+    cmd.addAll(List.of("-name", name, "-accel", "tcg", "-machine", "pc", "-smp", "1"));
+    cmd.addAll(List.of("-m", Integer.toString(spec.memoryMiB())));
+    cmd.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
+    cmd.addAll(List.of("-kernel", spec.kernel().toString(), "-initrd", spec.initrd().toString()));
+    String append = "console=ttyS0 quiet panic=-1";
+    cmd.addAll(List.of("-append", spec.kernelArgs().isEmpty() ? append : append + " " + spec.kernelArgs()));
+    cmd.addAll(List.of("-chardev", "file,id=serial0,path=" + opt(serialLog()), "-serial", "chardev:serial0"));
+    cmd.addAll(List.of("-qmp", "unix:" + opt(qmpSocket()) + ",server=on,wait=off"));
+    switch (mode) {
+      case PLAIN -> { }
+      case ICOUNT -> cmd.addAll(List.of("-icount", spec.icount()));
+      case RECORD, REPLAY -> {
+        String rrOpts = spec.icount() + ",rr=" + (mode == Mode.RECORD ? "record" : "replay")
+            + ",rrfile=" + opt(rrFile) + (rrSnapshot == null ? "" : ",rrsnapshot=" + rrSnapshot);
+        cmd.addAll(List.of("-icount", rrOpts));
+      }
+    }
+    if (netdevSocket != null) {
+      cmd.addAll(List.of("-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=" + opt(netdevSocket)));
+      cmd.addAll(List.of("-device", "virtio-net-pci,netdev=net0,mac=" + spec.mac()));
+      if (rr) {
+        cmd.addAll(List.of("-object", "filter-replay,id=net0-replay,netdev=net0"));
+      }
+    }
+    for (int i = 0; i < spec.disks().size(); i++) {
+      String img = opt(spec.disks().get(i).location());
+      if (rr) {
+        cmd.addAll(List.of("-drive", "file=" + img + ",if=none,id=disk" + i + "-img,format=qcow2"));
+        cmd.addAll(List.of("-drive", "driver=blkreplay,if=none,image=disk" + i + "-img,id=disk" + i));
+      } else {
+        cmd.addAll(List.of("-drive", "file=" + img + ",if=none,id=disk" + i + ",format=qcow2"));
+      }
+      cmd.addAll(List.of("-device", "virtio-blk-pci,drive=disk" + i));
+    }
+    if (snapshotStore != null) {
+      cmd.addAll(List.of("-drive", "file=" + opt(snapshotStore) + ",if=none,id=snapstore,format=qcow2"));
+    }
+    if (pauseOnShutdown) {
+      cmd.addAll(List.of("-action", "shutdown=pause"));
+    }
+    if (loadvm != null) {
+      cmd.addAll(List.of("-loadvm", loadvm));
+    }
+    cmd.addAll(extraArgs);
+    return cmd;
+  }
+
+  /** Environment variables added to the inherited environment. */
+  public Map<String, String> environment() {
+    return Map.copyOf(env);
+  }
+
+  /**
+   * Starts QEMU. The run directory is created (mode 0700) and stale files of an earlier run in it
+   * are removed. Returns once the process runs; use {@link QemuProcess#awaitQmp} to wait for QMP.
+   *
+   * @throws IOException if the run directory cannot be prepared or QEMU cannot be executed
+   */
+  public QemuProcess start() throws IOException {
+    List<String> cmd = command();
+    Files.createDirectories(runDir);
+    Files.setPosixFilePermissions(runDir, PosixFilePermissions.fromString("rwx------"));
+    for (Path p : List.of(qmpSocket(), serialLog(), qemuLog())) {
+      Files.deleteIfExists(p);
+    }
+    ProcessBuilder pb = new ProcessBuilder(cmd)
+        .redirectErrorStream(true)
+        .redirectOutput(qemuLog().toFile())
+        .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+    pb.environment().putAll(env);
+    Process process;
+    try {
+      process = pb.start();
+    } catch (IOException e) {
+      throw new IOException("cannot execute " + cmd.getFirst() + " (is qemu-system-x86 installed? "
+          + "scripts/setup installs it): " + e.getMessage(), e);
+    }
+    return new QemuProcess(name, process, cmd, qmpSocket(), serialLog(), qemuLog());
+  }
+
+  /** QEMU option values use ',' as separator; a literal comma is written twice. */
+  private static String opt(Object value) {
+    return value.toString().replace(",", ",,");
+  }
+}

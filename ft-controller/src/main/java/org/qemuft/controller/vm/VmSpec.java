@@ -1,0 +1,79 @@
+package org.qemuft.controller.vm;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Objects;
+import java.util.regex.Pattern;
+
+/**
+ * A virtual machine as qemu-ft runs it, described once: primary and backup build their QEMU
+ * command lines from the same {@code VmSpec}, so the two machines are identical by construction
+ * (TCG, one vCPU, the same memory, devices, kernel command line and icount settings).
+ *
+ * @param kernel the guest kernel ({@code -kernel})
+ * @param initrd the guest initramfs ({@code -initrd})
+ * @param kernelArgs extra kernel command line, appended after qemu-ft's console settings
+ * @param memoryMiB guest RAM in MiB
+ * @param mac the guest NIC's MAC address (also the one announced on going live)
+ * @param icount the {@code -icount} settings without the rr parts, e.g. {@code shift=auto}
+ * @param disks the guest's disks in order ({@code /dev/vda}, {@code /dev/vdb}, ...)
+ */
+public record VmSpec(
+    Path kernel,
+    Path initrd,
+    String kernelArgs,
+    int memoryMiB,
+    String mac,
+    String icount,
+    List<Disk> disks) {
+
+  private static final Pattern MAC = Pattern.compile("(?i)[0-9a-f]{2}(:[0-9a-f]{2}){5}");
+  private static final Pattern ICOUNT_RR = Pattern.compile("(^|,)\\s*rr(file|snapshot)?\\s*=");
+
+  /**
+   * A guest disk: a qcow2 image QEMU opens by location (a local path or an {@code nfs://} URL).
+   */
+  public record Disk(String location) {
+    public Disk {
+      Objects.requireNonNull(location, "disk location");
+      if (location.isBlank()) {
+        throw new IllegalArgumentException("disk location is empty");
+      }
+    }
+  }
+
+  public VmSpec {
+    Objects.requireNonNull(kernel, "kernel");
+    Objects.requireNonNull(initrd, "initrd");
+    kernelArgs = kernelArgs == null ? "" : kernelArgs.strip();
+    if (memoryMiB < 64 || memoryMiB > 1 << 20) {
+      throw new IllegalArgumentException("memory " + memoryMiB + " MiB is outside 64..1048576");
+    }
+    if (mac == null || !MAC.matcher(mac).matches()) {
+      throw new IllegalArgumentException("mac '" + mac + "' is not of the form 52:54:00:12:34:56");
+    }
+    if (icount == null || icount.isBlank()) {
+      throw new IllegalArgumentException("icount settings are empty (record/replay needs icount, e.g. shift=auto)");
+    }
+    if (ICOUNT_RR.matcher(icount).find()) {
+      throw new IllegalArgumentException(
+          "icount '" + icount + "' must not contain rr/rrfile/rrsnapshot: qemu-ft sets them per role");
+    }
+    disks = List.copyOf(disks == null ? List.of() : disks);
+  }
+
+  /** The same machine with other kernel arguments (tests and benchmarks vary the workload). */
+  public VmSpec withKernelArgs(String args) {
+    return new VmSpec(kernel, initrd, args, memoryMiB, mac, icount, disks);
+  }
+
+  /** The same machine with other icount settings. */
+  public VmSpec withIcount(String settings) {
+    return new VmSpec(kernel, initrd, kernelArgs, memoryMiB, mac, settings, disks);
+  }
+
+  /** The same machine with these disks. */
+  public VmSpec withDisks(List<Disk> newDisks) {
+    return new VmSpec(kernel, initrd, kernelArgs, memoryMiB, mac, icount, newDisks);
+  }
+}

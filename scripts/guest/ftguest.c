@@ -1,0 +1,565 @@
+/*
+ * ftguest: qemu-ft's programs inside the test guest, one static binary.
+ *
+ *   ftguest serve [-p PORT] [-d FILE]   the test service (TCP, default port 7000)
+ *   ftguest work MIB                    the CPU-bound benchmark workload
+ *
+ * The service keeps an ordered, append-only sequence of client operations. Requests are lines:
+ *
+ *   ADD <client-id> <op-no> <amount>  apply once; answer "OK <seq> <total>". A repeated
+ *                                     <client-id> <op-no> is answered again with the answer it
+ *                                     got the first time, never applied twice.
+ *   GET                               "TOTAL <total> SEQ <last-seq> CLIENTS <n>" followed by
+ *                                     " <client-id>:<last-op-no>:<last-seq>" per client.
+ *   PING                              "PONG" (no state; for latency measurements)
+ *   SHUTDOWN                          "BYE", then the service exits (init powers the guest off)
+ *
+ * Anything else is answered "ERR <reason>" and changes nothing. With -d FILE (persistent mode)
+ * every applied operation is appended to FILE and fsync'ed before it is answered, and the file
+ * is replayed at start, so an answered operation survives a crash of the guest.
+ *
+ * The workload generates MIB mebibytes of pseudo-random data in memory, checksums them, prints
+ * the checksum and the guest's elapsed time (CLOCK_MONOTONIC), and returns. Progress lines
+ * every 32 MiB carry the guest's clock, so clock continuity can be checked mid-run.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LINE 1024
+#define MAX_ID 64
+#define MAX_CLIENTS 256
+#define OUT_CAP 65536
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ftguest: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- the operation sequence */
+
+struct op {
+    char client[MAX_ID + 1];
+    uint64_t op_no;
+    uint64_t seq;
+    int64_t total; /* the total right after this operation: its answer */
+};
+
+struct client_state {
+    char id[MAX_ID + 1];
+    uint64_t last_op_no;
+    uint64_t last_seq;
+};
+
+static struct op *ops;          /* ops[i].seq == i + 1 */
+static size_t n_ops, cap_ops;
+static size_t *op_index;        /* open addressing over ops, entries are index + 1 */
+static size_t index_cap;
+static struct client_state *clients;
+static size_t n_clients, cap_clients;
+static int64_t total;
+static int data_fd = -1;
+
+static uint64_t hash_key(const char *client, uint64_t op_no)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = client; *p; p++) {
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    }
+    h ^= op_no + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    return h * 0xff51afd7ed558ccdULL;
+}
+
+static void index_put(size_t i)
+{
+    size_t slot = hash_key(ops[i].client, ops[i].op_no) & (index_cap - 1);
+    while (op_index[slot]) {
+        slot = (slot + 1) & (index_cap - 1);
+    }
+    op_index[slot] = i + 1;
+}
+
+static struct op *find_op(const char *client, uint64_t op_no)
+{
+    if (!index_cap) {
+        return NULL;
+    }
+    size_t slot = hash_key(client, op_no) & (index_cap - 1);
+    while (op_index[slot]) {
+        struct op *o = &ops[op_index[slot] - 1];
+        if (o->op_no == op_no && strcmp(o->client, client) == 0) {
+            return o;
+        }
+        slot = (slot + 1) & (index_cap - 1);
+    }
+    return NULL;
+}
+
+static void *grow(void *p, size_t *cap, size_t elem)
+{
+    size_t n = *cap ? *cap * 2 : 64;
+    void *q = realloc(p, n * elem);
+    if (!q) {
+        die("out of memory");
+    }
+    *cap = n;
+    return q;
+}
+
+static struct client_state *client_for(const char *id)
+{
+    for (size_t i = 0; i < n_clients; i++) {
+        if (strcmp(clients[i].id, id) == 0) {
+            return &clients[i];
+        }
+    }
+    if (n_clients == cap_clients) {
+        clients = grow(clients, &cap_clients, sizeof *clients);
+    }
+    struct client_state *c = &clients[n_clients++];
+    memset(c, 0, sizeof *c);
+    strcpy(c->id, id);
+    return c;
+}
+
+/* Appends an operation to the in-memory sequence (not to the data file). */
+static struct op *append_op(const char *client, uint64_t op_no, int64_t amount)
+{
+    if (n_ops == cap_ops) {
+        ops = grow(ops, &cap_ops, sizeof *ops);
+    }
+    if ((n_ops + 1) * 2 > index_cap) {
+        free(op_index);
+        index_cap = index_cap ? index_cap * 2 : 256;
+        op_index = calloc(index_cap, sizeof *op_index);
+        if (!op_index) {
+            die("out of memory");
+        }
+        for (size_t i = 0; i < n_ops; i++) {
+            index_put(i);
+        }
+    }
+    total += amount;
+    struct op *o = &ops[n_ops];
+    strcpy(o->client, client);
+    o->op_no = op_no;
+    o->seq = n_ops + 1;
+    o->total = total;
+    index_put(n_ops++);
+    struct client_state *c = client_for(client);
+    c->last_op_no = op_no;
+    c->last_seq = o->seq;
+    return o;
+}
+
+static bool valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > MAX_ID) {
+        return false;
+    }
+    for (; *s; s++) {
+        char ch = *s;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+              || ch == '-' || ch == '_' || ch == '.')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (!*s || *s == '-' || *s == '+') {
+        return false;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool parse_i64(const char *s, int64_t *out)
+{
+    if (!*s) {
+        return false;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* ---------------------------------------------------------------- persistent mode */
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            die("writing the data file: %s", strerror(errno));
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads FILE's records back into memory. A torn last record (crash mid-append) is cut off. */
+static void load_data(const char *path)
+{
+    data_fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (data_fd < 0) {
+        die("opening data file %s: %s", path, strerror(errno));
+    }
+    FILE *f = fdopen(dup(data_fd), "r");
+    if (!f) {
+        die("reading data file %s: %s", path, strerror(errno));
+    }
+    char line[MAX_LINE + 2];
+    off_t good = 0;
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strlen(line);
+        if (len == 0 || line[len - 1] != '\n') {
+            break; /* torn record */
+        }
+        char client[MAX_ID + 2], op_s[32], amount_s[32];
+        uint64_t op_no;
+        int64_t amount;
+        if (sscanf(line, "ADD %65s %31s %31s", client, op_s, amount_s) != 3 || !valid_id(client)
+            || !parse_u64(op_s, &op_no) || !parse_i64(amount_s, &amount)) {
+            die("data file %s: record at byte %lld is not 'ADD <client> <op> <amount>'", path,
+                (long long)good);
+        }
+        append_op(client, op_no, amount);
+        good += (off_t)len;
+    }
+    fclose(f);
+    if (ftruncate(data_fd, good) != 0) {
+        die("truncating torn record in %s: %s", path, strerror(errno));
+    }
+}
+
+static void persist(const char *client, uint64_t op_no, int64_t amount)
+{
+    if (data_fd < 0) {
+        return;
+    }
+    char rec[MAX_LINE];
+    int n = snprintf(rec, sizeof rec, "ADD %s %" PRIu64 " %" PRId64 "\n", client, op_no, amount);
+    write_all(data_fd, rec, (size_t)n);
+    if (fsync(data_fd) != 0) {
+        die("fsync of the data file: %s", strerror(errno));
+    }
+}
+
+/* ---------------------------------------------------------------- the server */
+
+struct conn {
+    int fd;
+    char in[MAX_LINE + 1];
+    size_t in_len;
+    char *out;
+    size_t out_len;
+    bool closing;
+};
+
+static struct conn conns[MAX_CLIENTS];
+static bool shutting_down;
+
+static void reply(struct conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(c->out + c->out_len, OUT_CAP - c->out_len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= OUT_CAP - c->out_len) {
+        c->closing = true; /* a client that never reads its answers is dropped */
+        return;
+    }
+    c->out_len += (size_t)n;
+}
+
+static void reply_get(struct conn *c)
+{
+    uint64_t last_seq = n_ops ? ops[n_ops - 1].seq : 0;
+    reply(c, "TOTAL %" PRId64 " SEQ %" PRIu64 " CLIENTS %zu", total, last_seq, n_clients);
+    for (size_t i = 0; i < n_clients; i++) {
+        reply(c, " %s:%" PRIu64 ":%" PRIu64, clients[i].id, clients[i].last_op_no,
+              clients[i].last_seq);
+    }
+    reply(c, "\n");
+}
+
+static void handle_line(struct conn *c, char *line)
+{
+    char *argv[5];
+    int argc = 0;
+    for (char *tok = strtok(line, " \t\r"); tok; tok = strtok(NULL, " \t\r")) {
+        if (argc == 5) {
+            reply(c, "ERR too many words\n");
+            return;
+        }
+        argv[argc++] = tok;
+    }
+    if (argc == 0) {
+        reply(c, "ERR empty request\n");
+    } else if (strcmp(argv[0], "ADD") == 0) {
+        uint64_t op_no;
+        int64_t amount;
+        if (argc != 4) {
+            reply(c, "ERR usage: ADD <client-id> <op-no> <amount>\n");
+        } else if (!valid_id(argv[1])) {
+            reply(c, "ERR client-id must be 1-%d of [A-Za-z0-9._-]\n", MAX_ID);
+        } else if (!parse_u64(argv[2], &op_no)) {
+            reply(c, "ERR op-no must be an unsigned integer\n");
+        } else if (!parse_i64(argv[3], &amount)) {
+            reply(c, "ERR amount must be an integer\n");
+        } else {
+            struct op *o = find_op(argv[1], op_no);
+            if (!o) {
+                persist(argv[1], op_no, amount);
+                o = append_op(argv[1], op_no, amount);
+            }
+            reply(c, "OK %" PRIu64 " %" PRId64 "\n", o->seq, o->total);
+        }
+    } else if (strcmp(argv[0], "GET") == 0 && argc == 1) {
+        reply_get(c);
+    } else if (strcmp(argv[0], "PING") == 0 && argc == 1) {
+        reply(c, "PONG\n");
+    } else if (strcmp(argv[0], "SHUTDOWN") == 0 && argc == 1) {
+        reply(c, "BYE\n");
+        shutting_down = true;
+    } else {
+        reply(c, "ERR unknown request (ADD, GET, PING, SHUTDOWN)\n");
+    }
+}
+
+static void conn_close(struct conn *c)
+{
+    close(c->fd);
+    free(c->out);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+}
+
+static void conn_read(struct conn *c)
+{
+    ssize_t n = read(c->fd, c->in + c->in_len, MAX_LINE - c->in_len);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+        return;
+    }
+    if (n <= 0) {
+        c->closing = true;
+        return;
+    }
+    c->in_len += (size_t)n;
+    char *start = c->in;
+    char *nl;
+    while (!c->closing && (nl = memchr(start, '\n', c->in_len - (size_t)(start - c->in)))) {
+        *nl = '\0';
+        handle_line(c, start);
+        start = nl + 1;
+    }
+    c->in_len -= (size_t)(start - c->in);
+    memmove(c->in, start, c->in_len);
+    if (c->in_len == MAX_LINE) {
+        reply(c, "ERR line longer than %d bytes\n", MAX_LINE);
+        c->closing = true;
+    }
+}
+
+static void conn_write(struct conn *c)
+{
+    ssize_t n = write(c->fd, c->out, c->out_len);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+        return;
+    }
+    if (n < 0) {
+        c->closing = true;
+        c->out_len = 0;
+        return;
+    }
+    memmove(c->out, c->out + n, c->out_len - (size_t)n);
+    c->out_len -= (size_t)n;
+}
+
+static int serve(int port, const char *data)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (data) {
+        load_data(data);
+    }
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lfd, 64) != 0) {
+        die("listening on port %d: %s", port, strerror(errno));
+    }
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        conns[i].fd = -1;
+    }
+    printf("QEMUFT-SERVICE-UP port=%d ops=%zu total=%" PRId64 "%s\n", port, n_ops, total,
+           data ? " persistent" : "");
+    fflush(stdout);
+
+    struct pollfd pfd[MAX_CLIENTS + 1];
+    for (;;) {
+        int n = 0;
+        pfd[n++] = (struct pollfd){.fd = lfd, .events = POLLIN};
+        for (int i = 0; i < MAX_CLIENTS; i++) {
+            if (conns[i].fd >= 0) {
+                short ev = conns[i].out_len ? POLLOUT : (conns[i].closing ? 0 : POLLIN);
+                pfd[n++] = (struct pollfd){.fd = conns[i].fd, .events = ev};
+            }
+        }
+        if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR) {
+            die("poll: %s", strerror(errno));
+        }
+        if (pfd[0].revents & POLLIN) {
+            int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                int slot = -1;
+                for (int i = 0; i < MAX_CLIENTS && slot < 0; i++) {
+                    if (conns[i].fd < 0) {
+                        slot = i;
+                    }
+                }
+                if (slot < 0 || !(conns[slot].out = malloc(OUT_CAP))) {
+                    static const char busy[] = "ERR too many connections\n";
+                    if (write(fd, busy, sizeof busy - 1) < 0) {
+                        /* the client is gone or slow; closing is all that is left */
+                    }
+                    close(fd);
+                } else {
+                    conns[slot].fd = fd;
+                }
+            }
+        }
+        for (int i = 1, k = 0; i < n; i++) {
+            while (conns[k].fd != pfd[i].fd) {
+                k++;
+            }
+            struct conn *c = &conns[k];
+            if (pfd[i].revents & POLLOUT) {
+                conn_write(c);
+            } else if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                conn_read(c);
+            }
+            if (c->closing && c->out_len == 0) {
+                conn_close(c);
+            }
+        }
+        if (shutting_down) {
+            /* Flush the answers (BYE at least) before going away. */
+            for (int i = 0; i < MAX_CLIENTS; i++) {
+                if (conns[i].fd >= 0) {
+                    int fl = fcntl(conns[i].fd, F_GETFL);
+                    fcntl(conns[i].fd, F_SETFL, fl & ~O_NONBLOCK);
+                    while (conns[i].out_len && !conns[i].closing) {
+                        conn_write(&conns[i]);
+                    }
+                    conn_close(&conns[i]);
+                }
+            }
+            printf("QEMUFT-SERVICE-DOWN ops=%zu total=%" PRId64 "\n", n_ops, total);
+            fflush(stdout);
+            return 0;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- the workload */
+
+static int work(uint64_t mib)
+{
+    enum { WORDS = (1 << 20) / sizeof(uint64_t) };
+    static uint64_t buf[WORDS];
+    uint64_t x = 0x9e3779b97f4a7c15ULL, sum = 0xcbf29ce484222325ULL;
+    int64_t t0 = now_ns();
+    for (uint64_t m = 1; m <= mib; m++) {
+        for (size_t i = 0; i < WORDS; i++) { /* xorshift64* fills the MiB ... */
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            buf[i] = x * 0x2545f4914f6cdd1dULL;
+        }
+        for (size_t i = 0; i < WORDS; i++) { /* ... and a multiplicative hash sums it */
+            sum = (sum ^ buf[i]) * 0x100000001b3ULL;
+            sum ^= sum >> 29;
+        }
+        if (m % 32 == 0 && m != mib) {
+            printf("QEMUFT-WORK-PROGRESS mib=%" PRIu64 " elapsed_ms=%.3f\n", m,
+                   (double)(now_ns() - t0) / 1e6);
+            fflush(stdout);
+        }
+    }
+    printf("QEMUFT-WORK-DONE mib=%" PRIu64 " checksum=%016" PRIx64 " elapsed_ms=%.3f\n", mib, sum,
+           (double)(now_ns() - t0) / 1e6);
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "serve") == 0) {
+        int port = 7000;
+        const char *data = NULL;
+        for (int i = 2; i < argc; i++) {
+            if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) {
+                port = atoi(argv[++i]);
+            } else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) {
+                data = argv[++i];
+            } else {
+                die("serve: unknown argument '%s' (usage: ftguest serve [-p PORT] [-d FILE])",
+                    argv[i]);
+            }
+        }
+        return serve(port, data);
+    }
+    uint64_t mib;
+    if (argc == 3 && strcmp(argv[1], "work") == 0 && parse_u64(argv[2], &mib) && mib > 0) {
+        return work(mib);
+    }
+    die("usage: ftguest serve [-p PORT] [-d FILE] | ftguest work MIB");
+    return 2;
+}
