@@ -167,7 +167,10 @@ final class LogGen {
     }
   }
 
-  /** The recorded logs QEMU wrote to a file (12-byte header, finished). */
+  /**
+   * The small recorded logs QEMU wrote to a file (12-byte header, finished), for fuzzing; the
+   * 7 MB linux-boot-blkreplay.bin.gz is scanned by ReplayLogScannerTest only.
+   */
   static final String[] FILE_LOGS = {
     "seabios-sigterm.bin.gz",
     "seabios-qmp-quit.bin.gz",

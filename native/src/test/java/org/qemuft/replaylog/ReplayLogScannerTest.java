@@ -26,7 +26,7 @@ class ReplayLogScannerTest {
   @ParameterizedTest
   @ValueSource(strings = {
     "seabios-sigterm.bin.gz", "seabios-qmp-quit.bin.gz",
-    "ipxe-net-serial.bin.gz", "ipxe-input-net-serial.bin.gz"})
+    "ipxe-net-serial.bin.gz", "ipxe-input-net-serial.bin.gz", "linux-boot-blkreplay.bin.gz"})
   void realFileLogsScanToEndExactlyAndAgreeWithTheReference(String name) {
     byte[] log = LogGen.resource(name);
     Scans.Outcome whole = Scans.whole(log, Scans.FILE);
@@ -68,6 +68,17 @@ class ReplayLogScannerTest {
         .containsEntry(ReplayEventKind.ASYNC_INPUT_SYNC, 12)
         .containsEntry(ReplayEventKind.ASYNC_CHAR_READ, 7)
         .containsEntry(ReplayEventKind.ASYNC_NET, 5);
+  }
+
+  @Test
+  void aLinuxBootWithABlkreplayDiskHasBlockAndSerialWriteEvents() {
+    Scans.Outcome o = Scans.whole(LogGen.resource("linux-boot-blkreplay.bin.gz"), Scans.FILE);
+    assertThat(o.error()).isNull();
+    assertThat(o.events()).hasSize(2_440_759);
+    assertThat(o.icount()).isEqualTo(1_778_377_058L);
+    assertThat(byKind(o.events()))
+        .containsEntry(ReplayEventKind.ASYNC_BLOCK, 23)
+        .containsEntry(ReplayEventKind.CHAR_WRITE, 87);
   }
 
   @Test
