@@ -21,12 +21,13 @@ final class Scans {
     Ev.Collector c = new Ev.Collector();
     ReplayLogScanner s = factory.create(c);
     ReplayLogException error = null;
+    ByteBuffer direct = ByteBuffer.allocateDirect(maxChunk);
     int p = 0;
     try {
       while (p < data.length) {
         int n = Math.min(data.length - p, 1 + r.nextInt(maxChunk));
         if (r.nextInt(4) == 0) {
-          ByteBuffer direct = ByteBuffer.allocateDirect(n).put(data, p, n).flip();
+          direct.clear().put(data, p, n).flip();
           s.feed(direct);
         } else if (r.nextInt(3) == 0) {
           // A chunk inside a larger array, at an offset, with junk around it.
