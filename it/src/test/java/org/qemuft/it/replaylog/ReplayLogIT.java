@@ -133,7 +133,10 @@ class ReplayLogIT {
     List<long[]> live = new ArrayList<>();
     ReplayLogScanner scanner = ReplayLogScanner.forStream(
         (k, a, b, i) -> live.add(new long[] {k, a, b, i}), 0, 0);
-    ExecutorService reader = Executors.newSingleThreadExecutor();
+    // Daemon: if QEMU never opens the FIFO, the reader stays blocked in open(), which no
+    // interrupt ends; it must not keep the test JVM alive.
+    ExecutorService reader =
+        Executors.newSingleThreadExecutor(Thread.ofPlatform().daemon().name("qft-fifo-reader").factory());
     try (QemuProcess rec = QemuLaunch.of(Guest.workload(16), tmp.resolve("pipe"), "qft-rrpipe")
         .mode(Mode.RECORD, fifo).start()) {
       Future<byte[]> copy = reader.submit(() -> {
