@@ -40,8 +40,7 @@ public final class ReplayLogScanner {
   /** Largest AUDIO_IN sample count accepted (each sample is two u64: 16 MiB of samples). */
   public static final long MAX_AUDIO_IN_SAMPLES = 1L << 20;
 
-  // QEMU never records an INSTRUCTION event of 0 (it writes one only for a positive difference)
-  // nor above INT_MAX (the difference is an int in replay_advance_current_icount).
+  // Kind codes the scanner treats specially (the full list is ReplayEventKind).
   private static final int K_INSTRUCTION = 0;
   private static final int K_INPUT = 5;
   private static final int K_CHAR_READ = 7;
@@ -53,9 +52,9 @@ public final class ReplayLogScanner {
   private static final int K_RANDOM = 27;
   private static final int K_END = 39;
 
-  // QAPI enum sizes in 7.2 (qapi/ui.json): InputEventKind, KeyValueKind, QKeyCode, InputButton,
-  // InputAxis. A value outside them is garbage: QEMU only records values from these enums.
-  private static final int INPUT_KINDS = 4;
+  // QAPI enum sizes in 7.2 (qapi/ui.json): QKeyCode, InputButton, InputAxis. A value outside
+  // them is garbage: QEMU only records values of these enums. (InputEventKind has 4 values and
+  // KeyValueKind 2; fixedLength checks those, since the event's length depends on them.)
   private static final int QKEYCODE_COUNT = 151;
   private static final int INPUT_BUTTON_COUNT = 9;
   private static final int INPUT_AXIS_COUNT = 2;
@@ -625,6 +624,8 @@ public final class ReplayLogScanner {
             kind, kind, abs, why));
   }
 
+  // QEMU writes an INSTRUCTION event only for a positive difference, computed as an int in
+  // replay_advance_current_icount, so 0 and anything above INT_MAX (negative here) are garbage.
   private static ReplayLogException badInstructionCount(int count, long abs) {
     return new ReplayLogException(
         abs + 1,
