@@ -12,6 +12,8 @@
  *   GET                               "TOTAL <total> SEQ <last-seq> CLIENTS <n>" followed by
  *                                     " <client-id>:<last-op-no>:<last-seq>" per client.
  *   PING                              "PONG" (no state; for latency measurements)
+ *   SEND <bytes>                      <bytes> bytes of payload, then "\nEND\n" (no state; for
+ *                                     throughput measurements from the guest)
  *   SHUTDOWN                          "BYE", then the service exits (init powers the guest off)
  *
  * Anything else is answered "ERR <reason>" and changes nothing. With -d FILE (persistent mode)
@@ -298,6 +300,7 @@ struct conn {
     size_t in_len;
     char *out;
     size_t out_len;
+    uint64_t bulk_left; /* SEND payload still to generate */
     bool closing;
 };
 
@@ -364,11 +367,18 @@ static void handle_line(struct conn *c, char *line)
         reply_get(c);
     } else if (strcmp(argv[0], "PING") == 0 && argc == 1) {
         reply(c, "PONG\n");
+    } else if (strcmp(argv[0], "SEND") == 0 && argc == 2) {
+        uint64_t n;
+        if (!parse_u64(argv[1], &n) || n > (1ULL << 40)) {
+            reply(c, "ERR usage: SEND <bytes> (at most 1 TiB)\n");
+        } else {
+            c->bulk_left = n;
+        }
     } else if (strcmp(argv[0], "SHUTDOWN") == 0 && argc == 1) {
         reply(c, "BYE\n");
         shutting_down = true;
     } else {
-        reply(c, "ERR unknown request (ADD, GET, PING, SHUTDOWN)\n");
+        reply(c, "ERR unknown request (ADD, GET, PING, SEND, SHUTDOWN)\n");
     }
 }
 
@@ -406,8 +416,26 @@ static void conn_read(struct conn *c)
     }
 }
 
+/* Tops up the output buffer with SEND payload: generated as the socket drains, never all at once. */
+static void fill_bulk(struct conn *c)
+{
+    if (c->bulk_left == 0 || c->out_len > OUT_CAP / 2) {
+        return;
+    }
+    size_t room = OUT_CAP - c->out_len - 8;
+    size_t n = c->bulk_left < room ? (size_t)c->bulk_left : room;
+    memset(c->out + c->out_len, 'x', n);
+    c->out_len += n;
+    c->bulk_left -= n;
+    if (c->bulk_left == 0) {
+        memcpy(c->out + c->out_len, "\nEND\n", 5);
+        c->out_len += 5;
+    }
+}
+
 static void conn_write(struct conn *c)
 {
+    fill_bulk(c);
     ssize_t n = write(c->fd, c->out, c->out_len);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
         return;
@@ -447,7 +475,8 @@ static int serve(int port, const char *data)
         pfd[n++] = (struct pollfd){.fd = lfd, .events = POLLIN};
         for (int i = 0; i < MAX_CLIENTS; i++) {
             if (conns[i].fd >= 0) {
-                short ev = conns[i].out_len ? POLLOUT : (conns[i].closing ? 0 : POLLIN);
+                short ev = (conns[i].out_len || conns[i].bulk_left) ? POLLOUT
+                                                                    : (conns[i].closing ? 0 : POLLIN);
                 pfd[n++] = (struct pollfd){.fd = conns[i].fd, .events = ev};
             }
         }
@@ -485,7 +514,7 @@ static int serve(int port, const char *data)
             } else if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
                 conn_read(c);
             }
-            if (c->closing && c->out_len == 0) {
+            if (c->closing && c->out_len == 0 && c->bulk_left == 0) {
                 conn_close(c);
             }
         }
