@@ -1,0 +1,162 @@
+package org.qemuft.controller.pair;
+
+import java.io.IOException;
+import java.time.Duration;
+import org.qemuft.controller.channel.ChannelListener;
+import org.qemuft.controller.channel.LogChannel;
+import org.qemuft.controller.channel.PeerInfo;
+import org.qemuft.nativeio.LogRing;
+import org.qemuft.nativeio.ReplayFeed;
+import org.qemuft.replaylog.ReplayLogException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The backup's side of the logging channel (design.md steps 3–4): LOG frames go into a bounded
+ * buffer and are acknowledged at once (the backup holds them, so a failover can replay them); a
+ * feeder thread moves the buffer into the ring the backup QEMU replays from, which blocks while
+ * that ring is full. When the buffer itself is full, the channel stops reading and TCP pushes back
+ * on the primary.
+ */
+final class LogReceiver implements ChannelListener {
+  private static final Logger LOG = LoggerFactory.getLogger(LogReceiver.class);
+  private static final int FEED_CHUNK = 64 * 1024;
+
+  private final LogWindow buffer;
+  private final ReplayFeed feed;
+  private final LogRing ring;
+  private final byte[] chunk = new byte[FEED_CHUNK];
+  private volatile LogChannel channel;
+  private volatile long replayIcount = -1;
+  private volatile long logFrames;
+  private volatile String failure;
+  private volatile boolean stopping;
+  private volatile long lastAckedReplay = -1;
+
+  /**
+   * @param feed writes whole events into {@code ring}, which the backup QEMU reads
+   * @param bufferBytes the backup's buffer (a power of two)
+   */
+  LogReceiver(ReplayFeed feed, LogRing ring, int bufferBytes) {
+    this.feed = feed;
+    this.ring = ring;
+    this.buffer = new LogWindow(bufferBytes, ring.writePosition());
+  }
+
+  void attach(LogChannel c) {
+    this.channel = c;
+  }
+
+  /** Where the log the backup holds ends: a reconnecting primary resumes there. */
+  long heldEnd() {
+    return buffer.end();
+  }
+
+  /** The backup QEMU has consumed the log up to here. */
+  long replayed() {
+    return ring.readPosition();
+  }
+
+  void replayIcount(long icount) {
+    this.replayIcount = icount;
+  }
+
+  String failure() {
+    return failure;
+  }
+
+  @Override
+  public void onConnected(PeerInfo peer) {
+    LOG.info("primary {} connected; resuming the log at offset {}", peer.address(), buffer.end());
+  }
+
+  @Override
+  public void onLog(long offset, byte[] events, int len) {
+    long end = buffer.end();
+    int skip = 0;
+    if (offset != end) {
+      if (offset > end || offset + len <= end) {
+        if (offset + len <= end) {
+          return; // already held (resent after a reconnect)
+        }
+        fail("the primary sent log at offset " + offset + " but the backup holds it only up to " + end
+            + ": a gap would make the replay diverge");
+        return;
+      }
+      skip = (int) (end - offset);
+    }
+    try {
+      buffer.append(events, skip, len - skip);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return;
+    } catch (IllegalStateException e) {
+      return; // closed: we are stopping
+    }
+    logFrames++;
+    ack();
+  }
+
+  /** Sends an ack with the current positions (also called periodically, to report replay progress). */
+  void ack() {
+    LogChannel c = channel;
+    if (c == null || !c.connected()) {
+      return;
+    }
+    long replayed = replayed();
+    try {
+      c.sendAck(buffer.end(), replayed, replayIcount);
+      lastAckedReplay = replayed;
+    } catch (IOException e) {
+      LOG.debug("ack not sent: {}", e.getMessage());
+    }
+  }
+
+  /** Acks only if replay progressed since the last ack (the periodic tick). */
+  void ackIfReplayMoved() {
+    if (replayed() != lastAckedReplay) {
+      ack();
+    }
+  }
+
+  /** The feeder thread: buffer to ring, until stopped or the log proves corrupt. */
+  void runFeeder() {
+    long fed = buffer.start();
+    try {
+      while (!stopping) {
+        if (!buffer.awaitEndBeyond(fed, Duration.ofMillis(50))) {
+          continue;
+        }
+        int n = buffer.copy(fed, chunk, 0, chunk.length);
+        feed.feed(chunk, 0, n);
+        fed += n;
+        buffer.release(fed);
+      }
+    } catch (ReplayLogException e) {
+      fail("the log received from the primary is corrupt (" + e.getMessage()
+          + "); the backup's replay was stopped before it could diverge");
+    } catch (IOException e) {
+      fail("feeding the backup QEMU's ring failed: " + e.getMessage());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private void fail(String why) {
+    failure = why;
+    LOG.error("{}", why);
+    stopping = true;
+    buffer.close();
+  }
+
+  void stop() {
+    stopping = true;
+    buffer.close();
+  }
+
+  Stats stats() {
+    return new Stats(buffer.end(), replayed(), buffer.end() - replayed(), logFrames, replayIcount);
+  }
+
+  record Stats(long held, long replayed, long bufferedBytes, long logFrames, long replayIcount) {}
+}
