@@ -96,7 +96,7 @@ public final class QemuMonitor implements AutoCloseable {
 
   /**
    * {@code replay-break}: in replay mode ({@code play}), stop the VM when it reaches {@code icount}
-   * (status {@code debug}, with a STOP event). QEMU refuses it in other modes and for an icount in
+   * (status {@code paused}, with a STOP event). QEMU refuses it in other modes and for an icount in
    * the past ({@link QmpErrorException}, GenericError).
    */
   public void replayBreak(long icount) throws QmpException {
@@ -181,6 +181,10 @@ public final class QemuMonitor implements AutoCloseable {
   /**
    * {@code snapshot-load}: loads snapshot {@code tag} (see {@link #snapshotSave} for the nodes) and
    * waits until the job has concluded. The VM is stopped while it loads and resumed if it ran.
+   *
+   * <p>A load that fails leaves the VM stopped, in status {@code restore-vm}, whether it ran
+   * before or not (QEMU 7.2 resumes only after a successful load): its state may be half loaded,
+   * so this method does not resume it either. Load another snapshot, or end QEMU.
    */
   public void snapshotLoad(String tag, String vmstateNode, List<String> devices, Duration timeout)
       throws QmpException {

@@ -267,10 +267,13 @@ public final class QmpClient implements AutoCloseable {
   public void close() {
     closedHere = true;
     end(new QmpConnectionException("the QMP client for " + socket + " was closed"));
-    dispatcher.interrupt();
+    boolean fromListener = Thread.currentThread() == dispatcher;
+    if (!fromListener) {
+      dispatcher.interrupt(); // the dispatcher itself ends when its listener returns
+    }
     join(reader);
     join(writer);
-    if (Thread.currentThread() != dispatcher) {
+    if (!fromListener) {
       join(dispatcher);
     }
   }
