@@ -28,6 +28,7 @@ public final class QemuMonitor implements AutoCloseable {
   /** How often a job's state is polled when no JOB_STATUS_CHANGE event wakes the wait. */
   private static final Duration JOB_POLL = Duration.ofSeconds(1);
   private static final Duration JOB_DISMISS_TIMEOUT = Duration.ofSeconds(10);
+  private static final Duration JOB_QUERY_GRACE = Duration.ofSeconds(2);
 
   private final QmpClient client;
 
@@ -259,7 +260,9 @@ public final class QemuMonitor implements AutoCloseable {
       client.execute(command, args, remaining(deadline));
       JsonNode job;
       while (true) {
-        job = queryJob(jobId, remaining(deadline));
+        // QEMU answers query-jobs only after the job's work (a bottom half in its main loop) is
+        // done, so the query waits as long as the job may take, plus a grace at the deadline.
+        job = queryJob(jobId, remaining(deadline).plus(JOB_QUERY_GRACE));
         if (job == null) {
           throw new QmpErrorException(command, client.socket(), "GenericError",
               "the job disappeared before it concluded (did another client dismiss it?)", context);
