@@ -72,6 +72,12 @@ class QmpClientIT {
       assertThat(qmp.client().greeting().capabilities()).contains("oob");
       qemu.awaitSerial(READY, BOOT);
       assertThat(qmp.queryStatus()).isEqualTo(new VmStatus("running", true));
+      // QEMU serves one QMP client at a time: a second one is queued and never greeted.
+      assertThatThrownBy(() -> QmpClient.connect(qemu.qmpSocket(), Duration.ofSeconds(2)))
+          .isExactlyInstanceOf(QmpConnectionException.class)
+          .hasMessageContaining("no QMP greeting within 2000 ms")
+          .hasMessageContaining("is another client connected");
+      assertThat(qmp.queryStatus().running()).isTrue();
 
       BlockingQueue<QmpEvent> events = new LinkedBlockingQueue<>();
       qmp.client().onEvent(null, events::add);
