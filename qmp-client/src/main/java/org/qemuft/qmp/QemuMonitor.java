@@ -252,11 +252,12 @@ public final class QemuMonitor implements AutoCloseable {
     args.put("job-id", jobId);
     String context = "job " + jobId + ", tag '" + tag + "'";
     BlockingQueue<QmpEvent> changes = new LinkedBlockingQueue<>();
-    try (Subscription ignored = client.onEvent("JOB_STATUS_CHANGE", e -> {
+    Subscription jobEvents = client.onEvent("JOB_STATUS_CHANGE", e -> {
       if (jobId.equals(e.data().path("id").asText())) {
         changes.add(e);
       }
-    })) {
+    });
+    try {
       client.execute(command, args, remaining(deadline));
       JsonNode job;
       while (true) {
@@ -288,6 +289,8 @@ public final class QemuMonitor implements AutoCloseable {
       Thread.currentThread().interrupt();
       throw new QmpConnectionException("interrupted while waiting for " + command + " (" + context
           + ") on " + client.socket(), e);
+    } finally {
+      jobEvents.close();
     }
   }
 

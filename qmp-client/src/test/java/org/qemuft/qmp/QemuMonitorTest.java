@@ -16,6 +16,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The typed layer against a peer that answers with replies recorded from Debian 12's QEMU 7.2.22
  * (the strings below are verbatim transcripts, ids aside).
  */
+@SuppressWarnings("try") // a peer in try-with-resources is there to be closed, not used
 class QemuMonitorTest {
   private static final Duration T = Duration.ofSeconds(20);
 

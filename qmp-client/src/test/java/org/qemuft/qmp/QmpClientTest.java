@@ -29,6 +29,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The core client against hostile and well-behaved test peers. */
+@SuppressWarnings("try") // a peer in try-with-resources is there to be closed, not used
 class QmpClientTest {
   /** Failure detector for "nothing hangs"; generous, the machine is shared. */
   private static final Duration HANG = Duration.ofSeconds(60);

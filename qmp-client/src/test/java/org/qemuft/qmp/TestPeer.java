@@ -154,15 +154,19 @@ final class TestPeer implements AutoCloseable {
   }
 
   @Override
-  public void close() throws Exception {
+  public void close() throws IOException {
     server.close();
     for (SocketChannel c : conns) {
       c.close();
     }
-    acceptor.join(5000);
-    for (Thread h : new ArrayList<>(handlers)) {
-      h.interrupt();
-      h.join(5000);
+    try {
+      acceptor.join(5000);
+      for (Thread h : new ArrayList<>(handlers)) {
+        h.interrupt();
+        h.join(5000);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
     Files.deleteIfExists(path);
   }
