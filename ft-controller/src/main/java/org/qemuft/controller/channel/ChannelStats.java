@@ -5,8 +5,8 @@ package org.qemuft.controller.channel;
  *
  * @param logBytesRaw LOG payload bytes before compression (sent on the primary, received on the backup)
  * @param logBytesWire bytes of LOG frames on the wire, headers included (compare with {@code logBytesRaw})
- * @param framesSent frames of every type sent
- * @param framesReceived frames of every type received and accepted
+ * @param framesSent frames of every type sent after authentication (HELLO and AUTH are not counted)
+ * @param framesReceived frames of every type received and accepted after authentication
  * @param lastFrameAgeMs milliseconds since the last frame was received; -1 if none ever was
  * @param authFailures connection attempts that failed before mutual authentication
  * @param resets authenticated connections that ended without a GOODBYE from either side

@@ -557,7 +557,11 @@ final class Connection {
     closeDeadline = System.nanoTime() + linger.toNanos();
     boolean sent = sayGoodbye(why, 0, Duration.ofMillis(Math.min(linger.toMillis(), 1000)));
     if (Thread.currentThread() == reader) {
-      fail("closed by this controller: " + why); // called from a callback: the loop ends when it returns
+      // Called from a callback: when it returns, the read loop drains until the peer closes
+      // (or the linger ends) and then ends the connection.
+      if (!sent) {
+        fail("closed by this controller: " + why);
+      }
       return;
     }
     Thread r = reader;
@@ -743,6 +747,8 @@ final class Connection {
     }
     sendSeq++;
     lastSentNanos = System.nanoTime();
-    channel.frameSent();
+    if (authenticated) {
+      channel.frameSent();
+    }
   }
 }

@@ -10,6 +10,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
@@ -52,7 +53,9 @@ public final class LogChannel implements AutoCloseable {
   private ServerSocket server;
   private final Set<Connection> pending = ConcurrentHashMap.newKeySet();
   private final Object switching = new Object();
-  private volatile Connection current;
+  private final AtomicReference<Connection> current = new AtomicReference<>();
+  /** Held by the backup while one newly authenticated connection takes over from the old one. */
+  private final Object handover = new Object();
   private volatile Socket dialing;
   private volatile boolean closed;
 
@@ -170,7 +173,7 @@ public final class LogChannel implements AutoCloseable {
 
   /** True while an authenticated connection is up. */
   public boolean connected() {
-    return current != null;
+    return current.get() != null;
   }
 
   /**
@@ -178,7 +181,7 @@ public final class LogChannel implements AutoCloseable {
    * when not connected.
    */
   public long nextOffset() {
-    Connection c = current;
+    Connection c = current.get();
     return c == null ? -1 : c.nextSendOffset();
   }
 
@@ -225,7 +228,7 @@ public final class LogChannel implements AutoCloseable {
     for (Connection p : pending) {
       p.abandon();
     }
-    Connection c = current;
+    Connection c = current.get();
     Duration linger = settings.peerTimeout().compareTo(Duration.ofSeconds(5)) < 0 ? settings.peerTimeout() : Duration.ofSeconds(5);
     if (c != null) {
       c.closeGracefully(reason, linger);
@@ -313,7 +316,7 @@ public final class LogChannel implements AutoCloseable {
           c.abandon();
           break;
         }
-        current = c;
+        current.set(c);
       }
       connects.incrementAndGet();
       LOG.info("channel: connected to the backup at {} (pair {}, epoch {}); it resumes at offset {}{}",
@@ -394,12 +397,8 @@ public final class LogChannel implements AutoCloseable {
         c.abandon();
         return;
       }
-      synchronized (switching) {
-        if (closed) {
-          c.abandon();
-          return;
-        }
-        Connection old = current;
+      synchronized (handover) { // one takeover at a time; close() does not wait for it
+        Connection old = current.get();
         if (old != null) {
           String why = "replaced by a new authenticated connection from the primary at " + c.peer;
           LOG.warn("channel: the primary connected again from {}; dropping the old connection from {}", c.peer, old.peer);
@@ -421,6 +420,10 @@ public final class LogChannel implements AutoCloseable {
             return;
           }
         }
+        if (closed) {
+          c.abandon();
+          return;
+        }
         long resume;
         try {
           resume = resumeOffset.getAsLong();
@@ -436,7 +439,13 @@ public final class LogChannel implements AutoCloseable {
           c.abandon();
           return;
         }
-        current = c;
+        synchronized (switching) {
+          if (closed) {
+            c.abandon();
+            return;
+          }
+          current.set(c);
+        }
       }
       pending.remove(c);
       connects.incrementAndGet();
@@ -474,7 +483,7 @@ public final class LogChannel implements AutoCloseable {
   }
 
   private Connection connection() throws IOException {
-    Connection c = current;
+    Connection c = current.get();
     if (c == null) {
       throw new IOException(closed ? "the channel is closed"
           : primary ? "not connected to the backup at " + hostPort(address) + " (redialing)"
@@ -491,7 +500,7 @@ public final class LogChannel implements AutoCloseable {
     while (!closed) {
       long now = System.nanoTime();
       long sleep = tick;
-      Connection c = current;
+      Connection c = current.get();
       if (c != null) {
         long stalled = c.stalledNanos(now);
         if (stalled > timeout) {
@@ -514,11 +523,7 @@ public final class LogChannel implements AutoCloseable {
   }
 
   void connectionEnded(Connection c, boolean reset) {
-    synchronized (switching) {
-      if (current == c) {
-        current = null;
-      }
-    }
+    current.compareAndSet(c, null);
     if (reset) {
       resets.incrementAndGet();
     }
