@@ -189,7 +189,8 @@ final class Connection {
     if (h.role() != peerRole) {
       throw new ChannelAuthException("it says it is the " + Handshake.roleName(h.role()) + "; only a " + peerName()
           + " may connect to a " + Handshake.roleName(myRole)
-          + (h.role() == myRole ? " (two " + peerName() + "s? check both hosts' pair file)" : ""));
+          + (h.role() == myRole ? " (two " + (myRole == Handshake.ROLE_PRIMARY ? "primaries" : "backups")
+              + "? check both hosts' pair file)" : ""));
     }
     if (!h.pairId().equals(s.pairId())) {
       throw new ChannelAuthException("it serves pair '" + h.pairId() + "', this controller serves pair '" + s.pairId()
@@ -208,17 +209,17 @@ final class Connection {
     try {
       got = readFrame(Wire.MAX_HANDSHAKE_PAYLOAD);
     } catch (ChannelProtocolException e) {
-      throw new ChannelAuthException("sent " + bytesIn + " bytes that are not a valid handshake: " + e.getMessage());
+      throw new ChannelAuthException("it sent " + bytesIn + " bytes that are not a valid handshake: " + e.getMessage());
     } catch (EOFException e) {
       if (bytesIn == 0 && type == Wire.HELLO) {
-        throw new ChannelAuthException("closed the connection without saying anything");
+        throw new ChannelAuthException("it closed the connection without saying anything");
       }
       boolean afterOurProof = myRole == Handshake.ROLE_PRIMARY && type == Wire.AUTH;
-      throw new ChannelAuthException("closed the connection while we waited for " + what
+      throw new ChannelAuthException("it closed the connection while we waited for " + what
           + (afterOurProof ? ": it refused us (wrong secret, pair id or epoch on one side? its log says which)" : ""));
     }
     if (got != type) {
-      throw new ChannelAuthException("sent a " + Wire.typeName(got) + " frame where " + what + " ("
+      throw new ChannelAuthException("it sent " + Wire.withArticle(got) + " frame where " + what + " ("
           + Wire.typeName(type) + ") belongs: nothing but the handshake is accepted before authentication");
     }
   }
@@ -238,7 +239,13 @@ final class Connection {
 
   /** Reads one whole, checked frame into {@code header} and {@code payload}; returns its type. */
   private int readFrame(int maxPayload) throws IOException {
-    readFully(header, Wire.HEADER);
+    // The magic first: a peer that is not speaking this protocol is told off at once, even if it
+    // sent fewer bytes than a header.
+    readFully(header, 0, 4);
+    if (Wire.getInt(header, 0) != Wire.MAGIC) {
+      throw new ChannelProtocolException(Wire.checkHeader(header, maxPayload));
+    }
+    readFully(header, 4, Wire.HEADER - 4);
     String bad = Wire.checkHeader(header, maxPayload);
     if (bad != null) {
       throw new ChannelProtocolException(bad);
@@ -247,7 +254,7 @@ final class Connection {
     if (payload.length < len) {
       payload = new byte[Math.max(len, Math.min(payload.length * 2, Wire.MAX_PAYLOAD))];
     }
-    readFully(payload, len);
+    readFully(payload, 0, len);
     int crc = Wire.crc(header, payload, 0, len);
     int type = Wire.type(header);
     if (crc != Wire.storedCrc(header)) {
@@ -265,8 +272,9 @@ final class Connection {
     return type;
   }
 
-  private void readFully(byte[] dst, int n) throws IOException {
-    int done = 0;
+  private void readFully(byte[] dst, int from, int n) throws IOException {
+    int done = from;
+    n += from;
     while (done < n) {
       if (rpos == rlim) {
         fill();
@@ -305,8 +313,8 @@ final class Connection {
     if (!authenticated) {
       if (now - handshakeDeadline > 0) {
         throw new ChannelAuthException(bytesIn == 0
-            ? "said nothing within the handshake timeout (" + s.handshakeTimeout().toMillis() + " ms)"
-            : "did not complete the handshake within " + s.handshakeTimeout().toMillis() + " ms (sent "
+            ? "it said nothing within the handshake timeout (" + s.handshakeTimeout().toMillis() + " ms)"
+            : "it did not complete the handshake within " + s.handshakeTimeout().toMillis() + " ms (sent "
                 + bytesIn + " bytes, then nothing)");
       }
       return;

@@ -469,7 +469,7 @@ public final class LogChannel implements AutoCloseable {
     authFailures.incrementAndGet();
     String who = c != null ? c.describePeer() : "the peer";
     String peer = c != null ? c.peer : hostPort(address);
-    LOG.warn("channel: authentication failed: {} {}; disconnected{}", who, e.getMessage(),
+    LOG.warn("channel: authentication failed with {}: {}; disconnected{}", who, e.getMessage(),
         primary ? ", no log sent; retrying" : ", nothing delivered");
     listenerAuthFailure(peer, e.getMessage());
   }

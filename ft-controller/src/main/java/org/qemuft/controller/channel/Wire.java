@@ -66,6 +66,12 @@ final class Wire {
     };
   }
 
+  /** "a LOG", "an AUTH", for messages. */
+  static String withArticle(int type) {
+    String n = typeName(type);
+    return (type == AUTH || type == ACK ? "an " : "a ") + n;
+  }
+
   /** Writes a header into {@code b[0..35]}, CRCs included, for a payload in {@code b[36..]}. */
   static void header(byte[] b, int type, int flags, long seq, long offset, int length) {
     putInt(b, 0, MAGIC);

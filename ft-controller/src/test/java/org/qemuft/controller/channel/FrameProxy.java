@@ -38,6 +38,7 @@ final class FrameProxy implements AutoCloseable {
   private final AtomicInteger connections = new AtomicInteger();
   private final List<Socket> sockets = new CopyOnWriteArrayList<>();
   private final List<ByteArrayOutputStream> toBackup = new CopyOnWriteArrayList<>();
+  private final List<ByteArrayOutputStream> toPrimary = new CopyOnWriteArrayList<>();
   private final Thread acceptor;
   private volatile boolean closed;
 
@@ -59,6 +60,14 @@ final class FrameProxy implements AutoCloseable {
   /** What the primary sent on connection {@code i}, before tampering. */
   byte[] fromPrimary(int i) {
     ByteArrayOutputStream b = toBackup.get(i);
+    synchronized (b) {
+      return b.toByteArray();
+    }
+  }
+
+  /** What the backup sent on connection {@code i}. */
+  byte[] fromBackup(int i) {
+    ByteArrayOutputStream b = toPrimary.get(i);
     synchronized (b) {
       return b.toByteArray();
     }
@@ -90,9 +99,11 @@ final class FrameProxy implements AutoCloseable {
         sockets.add(b);
         int n = connections.getAndIncrement();
         ByteArrayOutputStream log = new ByteArrayOutputStream();
+        ByteArrayOutputStream back = new ByteArrayOutputStream();
         toBackup.add(log);
+        toPrimary.add(back);
         Thread.ofPlatform().daemon().name("frame-proxy p->b " + n).start(() -> framed(n, a, b, log));
-        Thread.ofPlatform().daemon().name("frame-proxy b->p " + n).start(() -> raw(b, a));
+        Thread.ofPlatform().daemon().name("frame-proxy b->p " + n).start(() -> raw(b, a, back));
       } catch (IOException e) {
         return;
       }
@@ -126,13 +137,16 @@ final class FrameProxy implements AutoCloseable {
     }
   }
 
-  private static void raw(Socket from, Socket to) {
+  private static void raw(Socket from, Socket to, ByteArrayOutputStream log) {
     try {
       InputStream in = from.getInputStream();
       OutputStream out = to.getOutputStream();
       byte[] b = new byte[65536];
       int n;
       while ((n = in.read(b)) >= 0) {
+        synchronized (log) {
+          log.write(b, 0, n);
+        }
         out.write(b, 0, n);
         out.flush();
       }
