@@ -41,7 +41,8 @@ import org.qemuft.replaylog.ReplayLogScanner;
  * Linux boot with a disk from module native's test resources. The backup's listener copies each
  * frame into a buffer and acks it at once, as the controller will; a measurement ends when the
  * primary has the ack for its last byte. Variants are interleaved, {@value #ROUNDS} measured
- * rounds after {@value #WARMUP_ROUNDS} warm-up rounds, medians reported.
+ * rounds after {@value #WARMUP_ROUNDS} warm-up rounds, medians reported. Then the ack round trip
+ * of single small frames, the latency the output gate adds to every packet the guest sends.
  */
 @Tag("benchmark")
 class ChannelBenchmark {
@@ -51,6 +52,7 @@ class ChannelBenchmark {
   /** Log bytes shipped per measurement (whole passes over the log), so each lasts long enough to time. */
   private static final long BYTES_PER_MEASUREMENT = 96L << 20;
   private static final Duration TIMEOUT = Duration.ofMinutes(5);
+  private static final int RTT_SAMPLES = 2000;
   private static final byte[] SECRET = "benchmark secret, 32 bytes long!".getBytes(StandardCharsets.US_ASCII);
 
   @TempDir Path tmp;
@@ -146,10 +148,12 @@ class ChannelBenchmark {
       boot = in.readAllBytes();
     }
     int[] frameSizes = {4096, 65536};
-    List<Log> logs = List.of(log("workload", workload, frameSizes), log("boot", boot, frameSizes));
+    List<Log> logs = List.of(log("workload", workload, new int[] {1024, 4096, 65536}), log("boot", boot, frameSizes));
 
     Map<String, List<double[]>> results = new LinkedHashMap<>(); // variant -> [rawMbps, wireMbps, ratio]
     List<String> order = new ArrayList<>();
+    List<Double> rttPlain = new ArrayList<>();
+    List<Double> rttZstd = new ArrayList<>();
     for (Log l : logs) {
       for (boolean z : new boolean[] {false, true}) {
         for (int f : frameSizes) {
@@ -195,6 +199,21 @@ class ChannelBenchmark {
           }
         }
       }
+      // Ack round trip: one small frame (whole events, about 1 KiB), then wait for its ack, as
+      // the output gate waits. Interleaved plain/zstd, after the throughput runs (warm).
+      long[] small = logs.get(0).cuts().get(1024);
+      for (int i = 0; i < 2 * RTT_SAMPLES; i++) {
+        boolean z = i % 2 == 1;
+        Pair pair = z ? zstd : plain;
+        int which = z ? 1 : 0;
+        int k = (i / 2) % (small.length - 1);
+        int len = (int) (small[k + 1] - small[k]);
+        long t0 = System.nanoTime();
+        pair.primary().sendLog(next[which], logs.get(0).events(), (int) small[k], len);
+        next[which] += len;
+        pair.p().awaitAck(next[which]);
+        (z ? rttZstd : rttPlain).add((System.nanoTime() - t0) / 1e3);
+      }
       assertThat(plain.primary().stats().resets()).isZero();
       assertThat(zstd.primary().stats().resets()).isZero();
     }
@@ -232,6 +251,16 @@ class ChannelBenchmark {
       wireNode.put(e.getKey(), round1(median(e.getValue(), 1)));
       ratioNode.put(e.getKey(), round1(median(e.getValue(), 2)));
       all.putPOJO(e.getKey(), e.getValue().stream().map(x -> round1(x[0])).toList());
+    }
+    ObjectNode rtt = out.putObject("ackRoundTripMicros");
+    rtt.put("frames", "about 1 KiB of whole workload events, one at a time, " + RTT_SAMPLES + " each");
+    for (var e : Map.of("plain", rttPlain, "zstd", rttZstd).entrySet()) {
+      List<Double> sorted = new ArrayList<>(e.getValue());
+      sorted.sort(null);
+      ObjectNode n = rtt.putObject(e.getKey());
+      n.put("median", round1(sorted.get(sorted.size() / 2)));
+      n.put("p90", round1(sorted.get(sorted.size() * 9 / 10)));
+      n.put("p99", round1(sorted.get(sorted.size() * 99 / 100)));
     }
     Path dir = Path.of(System.getProperty("qemuft.bench.dir"));
     Files.createDirectories(dir);
