@@ -56,6 +56,11 @@ public final class LogChannel implements AutoCloseable {
   private final AtomicReference<Connection> current = new AtomicReference<>();
   /** Held by the backup while one newly authenticated connection takes over from the old one. */
   private final Object handover = new Object();
+  /**
+   * The backup's latest authenticated connection, kept after it ends: its reader may still be in
+   * its last callback, which must return before the next connection's first.
+   */
+  private Connection latest;
   private volatile Socket dialing;
   private volatile boolean closed;
 
@@ -398,11 +403,13 @@ public final class LogChannel implements AutoCloseable {
         return;
       }
       synchronized (handover) { // one takeover at a time; close() does not wait for it
-        Connection old = current.get();
-        if (old != null) {
-          String why = "replaced by a new authenticated connection from the primary at " + c.peer;
-          LOG.warn("channel: the primary connected again from {}; dropping the old connection from {}", c.peer, old.peer);
-          old.fail(why);
+        Connection old = latest;
+        if (old != null && !old.finished()) {
+          if (current.get() == old) {
+            String why = "replaced by a new authenticated connection from the primary at " + c.peer;
+            LOG.warn("channel: the primary connected again from {}; dropping the old connection from {}", c.peer, old.peer);
+            old.fail(why);
+          }
           Thread r = old.reader();
           if (r != null) {
             r.interrupt(); // a callback blocked on the controller's buffer may be waiting
@@ -445,6 +452,7 @@ public final class LogChannel implements AutoCloseable {
             return;
           }
           current.set(c);
+          latest = c;
         }
       }
       pending.remove(c);

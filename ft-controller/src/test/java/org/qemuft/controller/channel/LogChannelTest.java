@@ -309,6 +309,47 @@ class LogChannelTest extends ChannelTestBase {
   }
 
   @Test
+  void aNewConnectionWaitsForTheLastCallbackOfAConnectionThatEndedOnItsOwn() throws Exception {
+    java.util.concurrent.CountDownLatch inDisconnected = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.atomic.AtomicBoolean busy = new java.util.concurrent.atomic.AtomicBoolean();
+    java.util.concurrent.atomic.AtomicBoolean overlapped = new java.util.concurrent.atomic.AtomicBoolean();
+    Recorder b = new Recorder() {
+      @Override
+      public void onConnected(PeerInfo peer) {
+        overlapped.compareAndSet(false, busy.get());
+        super.onConnected(peer);
+      }
+
+      @Override
+      public void onDisconnected(String reason) {
+        busy.set(true);
+        super.onDisconnected(reason);
+        inDisconnected.countDown();
+        try {
+          Thread.sleep(500); // a slow controller, still busy with the old connection
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+        busy.set(false);
+      }
+    };
+    LogChannel backup = listen(settings(false), b);
+    try (RawPeer first = RawPeer.connect(backup.localAddress())) {
+      first.authenticateAsPrimary(PAIR, EPOCH, SECRET);
+      b.await(Connected.class);
+    } // EOF: the old connection ends by itself
+    assertThat(inDisconnected.await(20, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+    try (RawPeer second = RawPeer.connect(backup.localAddress())) {
+      second.authenticateAsPrimary(PAIR, EPOCH, SECRET);
+      b.await(Connected.class, 2, x -> true);
+    }
+    assertThat(overlapped.get()).as("the new onConnected ran while the old onDisconnected had not returned").isFalse();
+    assertThat(b.violations()).isEmpty();
+    assertThat(b.events()).extracting(e -> e.getClass().getSimpleName())
+        .startsWith("Connected", "Disconnected", "Connected");
+  }
+
+  @Test
   void closeFromInsideACallbackReturnsAndStopsEverything() throws Exception {
     AtomicReference<LogChannel> self = new AtomicReference<>();
     Recorder b = new Recorder() {
