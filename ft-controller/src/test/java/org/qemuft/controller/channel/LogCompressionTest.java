@@ -52,6 +52,41 @@ class LogCompressionTest extends ChannelTestBase {
     assertThat(ratio).isGreaterThan(atLeast);
   }
 
+  /**
+   * The choice in docs/channel.md: one zstd stream per connection, flushed per frame, against
+   * compressing each frame alone and against the JDK's deflate with a sync flush per frame.
+   */
+  @ParameterizedTest(name = "frames of {0}..{1} bytes")
+  @CsvSource({"256, 256", "1024, 1024", "4096, 4096", "16384, 16384", "65536, 65536"})
+  void aStreamFlushedPerFrameBeatsCompressingEachFrameAlone(int min, int max) throws Exception {
+    byte[] events = ReplayLogs.events("linux-boot-blkreplay");
+    long[] bounds = ReplayLogs.cut(events, 1, min, max);
+    long stream = roundTrip(events, bounds);
+    long alone = 0;
+    long deflate = 0;
+    java.util.zip.Deflater d = new java.util.zip.Deflater(1, true);
+    byte[] buf = new byte[(int) com.github.luben.zstd.Zstd.compressBound(max * 4L + (1 << 16))];
+    for (int i = 0; i + 1 < bounds.length; i++) {
+      int from = (int) bounds[i];
+      int len = (int) (bounds[i + 1] - bounds[i]);
+      alone += com.github.luben.zstd.Zstd.compressByteArray(buf, 0, buf.length, events, from, len, LogCompression.LEVEL);
+      d.setInput(events, from, len);
+      int n;
+      do {
+        n = d.deflate(buf, 0, buf.length, java.util.zip.Deflater.SYNC_FLUSH);
+        deflate += n;
+      } while (n == buf.length || !d.needsInput());
+    }
+    d.end();
+    long frames = bounds.length - 1;
+    long zstdBytes = stream - 4 * frames; // without our 4-byte length prefix, like the others
+    System.out.printf("compression choice, boot log, %d frames of %d..%d B: zstd-%d stream %.1f (%.1f with the length"
+        + " prefix, %.1f with frame headers too), each frame alone %.1f, deflate-1 sync-flush stream %.1f%n", frames, min, max,
+        LogCompression.LEVEL, (double) events.length / zstdBytes, (double) events.length / stream,
+        (double) events.length / (stream + Wire.HEADER * frames), (double) events.length / alone, (double) events.length / deflate);
+    assertThat(zstdBytes).isLessThan(alone);
+  }
+
   @Test
   void incompressibleBytesRoundTripInOneBigFrame() throws Exception {
     byte[] noise = new byte[Wire.MAX_LOG_BYTES];
