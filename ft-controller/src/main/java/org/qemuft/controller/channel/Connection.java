@@ -292,9 +292,12 @@ final class Connection {
       try {
         k = in.read(rbuf, 0, rbuf.length);
       } catch (SocketTimeoutException e) {
-        idle();
+        checkTime();
         continue;
       }
+      // Also when bytes arrive: a peer that trickles a byte now and then must not stretch the
+      // handshake or hide that no whole frame has come for the peer timeout.
+      checkTime();
       if (k < 0) {
         throw new EOFException("end of stream");
       }
@@ -307,15 +310,15 @@ final class Connection {
     }
   }
 
-  /** Called by the reader every tick without data: handshake deadline, closing, peer silence. */
-  private void idle() throws IOException {
+  /** Called by the reader at every read and every tick without data: handshake deadline, closing, silence. */
+  private void checkTime() throws IOException {
     long now = System.nanoTime();
     if (!authenticated) {
       if (now - handshakeDeadline > 0) {
         throw new ChannelAuthException(bytesIn == 0
             ? "it said nothing within the handshake timeout (" + s.handshakeTimeout().toMillis() + " ms)"
-            : "it did not complete the handshake within " + s.handshakeTimeout().toMillis() + " ms (sent "
-                + bytesIn + " bytes, then nothing)");
+            : "it did not complete the handshake within " + s.handshakeTimeout().toMillis() + " ms (it sent "
+                + bytesIn + " bytes)");
       }
       return;
     }
@@ -330,7 +333,11 @@ final class Connection {
       silenceReported = true;
       LOG.warn("channel: {} has sent nothing for {} ms (peer timeout {} ms)", describePeer(),
           TimeUnit.NANOSECONDS.toMillis(silent), s.peerTimeout().toMillis());
-      channel.listener.onPeerSilent(Duration.ofNanos(silent));
+      try {
+        channel.listener.onPeerSilent(Duration.ofNanos(silent));
+      } catch (RuntimeException e) {
+        throw new ListenerFailure("onPeerSilent", e);
+      }
     }
   }
 
@@ -346,8 +353,11 @@ final class Connection {
     String reason;
     boolean resetHere = false;
     try {
-      String role = peerName();
-      channel.listener.onConnected(new PeerInfo(role, peer, resumeOffset));
+      try {
+        channel.listener.onConnected(new PeerInfo(peerName(), peer, resumeOffset));
+      } catch (RuntimeException e) {
+        throw new ListenerFailure("onConnected", e);
+      }
       reason = readUntilEnd();
     } catch (ChannelProtocolException e) {
       reason = "reset: " + e.getMessage();
@@ -371,10 +381,6 @@ final class Connection {
       } else {
         reason = "connection lost: " + e.getMessage();
       }
-    } catch (RuntimeException e) {
-      reason = "reset: the controller's onConnected failed: " + e;
-      resetHere = true;
-      LOG.error("channel: the controller's onConnected failed; resetting the connection to {}", describePeer(), e);
     }
     end(reason, resetHere);
   }
@@ -416,7 +422,7 @@ final class Connection {
           }
           return "the " + peerName() + " said goodbye: " + words;
         }
-        default -> throw new ChannelProtocolException("sent " + Wire.typeName(type) + " after authentication");
+        default -> throw new ChannelProtocolException("it sent " + Wire.withArticle(type) + " frame after authentication");
       }
     }
   }

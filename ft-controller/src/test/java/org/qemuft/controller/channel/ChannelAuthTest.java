@@ -72,7 +72,8 @@ class ChannelAuthTest extends ChannelTestBase {
     OVERSIZED_HELLO("more than the 1024 allowed before authentication"),
     TRUNCATED_HELLO("its HELLO is"),
     SILENT("said nothing within the handshake timeout (1000 ms)"),
-    HALF_A_HEADER_THEN_SILENT("did not complete the handshake within 1000 ms (sent 10 bytes, then nothing)");
+    HALF_A_HEADER_THEN_SILENT("did not complete the handshake within 1000 ms (it sent 10 bytes)"),
+    TRICKLES_ITS_HELLO("did not complete the handshake within 1000 ms");
 
     final String reason;
 
@@ -152,6 +153,18 @@ class ChannelAuthTest extends ChannelTestBase {
       case OVERSIZED_HELLO -> h.send(TestFrames.frame(TestFrames.MAGIC, 1, TestFrames.HELLO, 0, 0, 0, 5 << 20, new byte[0]));
       case TRUNCATED_HELLO -> h.sendFrame(TestFrames.HELLO, 0, 0, new byte[] {1, 4, 'w', 'e'});
       case SILENT -> { /* says nothing */ }
+      case TRICKLES_ITS_HELLO -> {
+        // One byte every 50 ms: each read brings data, but the handshake never completes in time.
+        byte[] hello = TestFrames.frame(TestFrames.HELLO, 0, 0, 0, TestFrames.hello(TestFrames.PRIMARY, PAIR, EPOCH, h.myNonce));
+        for (int i = 0; i < hello.length && !h.closedByPeer(); i++) {
+          try {
+            h.send(new byte[] {hello[i]});
+          } catch (IOException e) {
+            break;
+          }
+          Thread.sleep(50);
+        }
+      }
       case HALF_A_HEADER_THEN_SILENT -> h.send(java.util.Arrays.copyOf(
           TestFrames.frame(TestFrames.HELLO, 0, 0, 0, TestFrames.hello(TestFrames.PRIMARY, PAIR, EPOCH, h.myNonce)), 10));
     }

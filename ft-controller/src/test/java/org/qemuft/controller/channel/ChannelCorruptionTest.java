@@ -125,7 +125,7 @@ class ChannelCorruptionTest extends ChannelTestBase {
             zstd(new byte[10], 10, 21)), "too much memory"),
         bad("an ACK from the primary", (p, at) -> p.sendFrame(TestFrames.ACK, 0, at, new byte[16]), "the primary sent an ACK"),
         bad("HELLO again", (p, at) -> p.sendFrame(TestFrames.HELLO, 0, 0, TestFrames.hello(TestFrames.PRIMARY, PAIR, EPOCH, new byte[32])),
-            "sent HELLO after authentication"),
+            "it sent a HELLO frame after authentication"),
         bad("HEARTBEAT with a payload", (p, at) -> p.sendFrame(TestFrames.HEARTBEAT, 0, 0, new byte[3]), "HEARTBEAT with 3 bytes"));
   }
 
