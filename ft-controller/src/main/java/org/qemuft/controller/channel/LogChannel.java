@@ -73,6 +73,7 @@ public final class LogChannel implements AutoCloseable {
   private final AtomicLong connects = new AtomicLong();
   private volatile long lastFrameNanos;
   private volatile boolean anyFrame;
+  private final RepeatFilter authWarnings = new RepeatFilter();
 
   private LogChannel(boolean primary, InetSocketAddress address, ChannelSettings settings, ChannelListener listener,
       LongSupplier resumeOffset) {
@@ -284,6 +285,7 @@ public final class LogChannel implements AutoCloseable {
       try {
         dialing = socket;
         if (closed) {
+          closeQuietly(socket);
           break;
         }
         socket.connect(address, (int) settings.handshakeTimeout().toMillis());
@@ -477,9 +479,40 @@ public final class LogChannel implements AutoCloseable {
     authFailures.incrementAndGet();
     String who = c != null ? c.describePeer() : "the peer";
     String peer = c != null ? c.peer : hostPort(address);
-    LOG.warn("channel: authentication failed with {}: {}; disconnected{}", who, e.getMessage(),
-        primary ? ", no log sent; retrying" : ", nothing delivered");
+    String line = "channel: authentication failed with " + who + ": " + e.getMessage() + "; disconnected"
+        + (primary ? ", no log sent; retrying" : ", nothing delivered");
+    int repeats = authWarnings.note(e.getMessage());
+    if (repeats >= 0) {
+      LOG.warn("{}{}", line, repeats > 0 ? " (" + repeats + " more like it not logged since the last such warning)" : "");
+    } else {
+      LOG.debug("{}", line);
+    }
     listenerAuthFailure(peer, e.getMessage());
+  }
+
+  /**
+   * Keeps a failure that repeats (a misconfigured peer retrying every second, a scanner) from
+   * filling the log: the same reason is logged at WARN at most every 30 s, with the count of
+   * repeats left out in between.
+   */
+  static final class RepeatFilter {
+    private String last;
+    private long lastWarned;
+    private int suppressed;
+
+    /** Returns -1 to log at DEBUG only, else the number of repeats suppressed before this one. */
+    synchronized int note(String reason) {
+      long now = System.nanoTime();
+      if (reason.equals(last) && now - lastWarned < REPEAT_WARNING_NANOS) {
+        suppressed++;
+        return -1;
+      }
+      int n = reason.equals(last) ? suppressed : 0;
+      last = reason;
+      lastWarned = now;
+      suppressed = 0;
+      return n;
+    }
   }
 
   private void listenerAuthFailure(String peer, String reason) {

@@ -306,6 +306,9 @@ class ChannelAuthTest extends ChannelTestBase {
       }
     });
     try {
+      while (shipErrors.isEmpty()) { // the shipper is trying before the hostile backup answers
+        Thread.sleep(1);
+      }
       try (RawPeer hostile = RawPeer.accept(server)) {
         misbehaveAsBackup(how, hostile);
         hostile.awaitClosedByPeer();

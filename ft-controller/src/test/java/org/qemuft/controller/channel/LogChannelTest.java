@@ -350,6 +350,16 @@ class LogChannelTest extends ChannelTestBase {
   }
 
   @Test
+  void aRepeatedAuthFailureIsWarnedOnceNotEverySecond() {
+    LogChannel.RepeatFilter f = new LogChannel.RepeatFilter();
+    assertThat(f.note("wrong secret")).isZero();
+    assertThat(f.note("wrong secret")).isEqualTo(-1);
+    assertThat(f.note("wrong secret")).isEqualTo(-1);
+    assertThat(f.note("wrong epoch")).isZero();
+    assertThat(f.note("wrong epoch")).isEqualTo(-1);
+  }
+
+  @Test
   void closeFromInsideACallbackReturnsAndStopsEverything() throws Exception {
     AtomicReference<LogChannel> self = new AtomicReference<>();
     Recorder b = new Recorder() {
