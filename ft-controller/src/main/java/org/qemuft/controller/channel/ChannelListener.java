@@ -16,7 +16,10 @@ public interface ChannelListener {
   /**
    * Backup side: whole replay events {@code events[0..len)} at stream offset {@code offset}.
    * Offsets are contiguous across calls and connections (a new connection resumes at the offset
-   * the backup reported). The array is reused when this returns: copy what you keep.
+   * the backup reported). The array is reused when this returns: copy what you keep. Return
+   * promptly: while this runs nothing is read, and a backup that reads nothing for the peer
+   * timeout is reset by the primary as dead. Flow control is the primary's job (ship no further
+   * than the backup can hold), not this method's.
    */
   default void onLog(long offset, byte[] events, int len) {}
 
