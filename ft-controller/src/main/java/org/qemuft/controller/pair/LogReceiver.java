@@ -21,6 +21,7 @@ import org.slf4j.LoggerFactory;
 final class LogReceiver implements ChannelListener {
   private static final Logger LOG = LoggerFactory.getLogger(LogReceiver.class);
   private static final int FEED_CHUNK = 64 * 1024;
+  private static final Duration FEED_WAIT = Duration.ofMillis(100);
 
   private final LogWindow buffer;
   private final ReplayFeed feed;
@@ -128,9 +129,12 @@ final class LogReceiver implements ChannelListener {
           continue;
         }
         int n = buffer.copy(fed, chunk, 0, chunk.length);
-        feed.feed(chunk, 0, n);
+        boolean inRing = feed.feed(chunk, 0, n, FEED_WAIT);
         fed += n;
         buffer.release(fed);
+        while (!inRing && !stopping) {
+          inRing = feed.flush(FEED_WAIT); // the backup QEMU is behind: its ring is full
+        }
       }
     } catch (ReplayLogException e) {
       fail("the log received from the primary is corrupt (" + e.getMessage()

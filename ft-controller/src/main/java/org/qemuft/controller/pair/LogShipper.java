@@ -36,6 +36,13 @@ final class LogShipper implements ChannelListener {
   /** Largest LOG frame payload: a slice plus the largest event QEMU writes in practice. */
   static final int MAX_FRAME = 1 << 20;
 
+  /**
+   * How long the shipper lets log accumulate before it looks (it asks the ring to wake it only for
+   * a whole slice: a wake-up for every event would be a system call in QEMU's vCPU thread per
+   * event). This bounds how late a trickle of log, and the event that releases a held frame, is
+   * noticed; once a frame waits for its event, the shipper asks to be woken by the next byte.
+   */
+  private static final Duration BATCH_WAIT = Duration.ofMillis(1);
   private static final Duration IDLE_WAIT = Duration.ofMillis(20);
 
   private final LogRing ring;
@@ -202,7 +209,13 @@ final class LogShipper implements ChannelListener {
       beginStall();
       return false;
     }
-    int n = ring.read(slice, 0, (int) Math.min(SLICE, budget));
+    int n;
+    try {
+      n = ring.read(slice, 0, (int) Math.min(SLICE, budget));
+    } catch (IOException e) {
+      fail("cannot read the primary QEMU's log ring: " + e.getMessage());
+      return false;
+    }
     if (n <= 0) {
       endStall();
       return false;
@@ -245,7 +258,9 @@ final class LogShipper implements ChannelListener {
       try {
         c.sendLog(sent, frame, 0, len);
       } catch (IOException e) {
-        LOG.warn("sending log at offset {} failed ({}); resending once the backup reconnects", sent, e.getMessage());
+        // Not connected, or the connection moved on: it says where the backup stands.
+        long at = c.nextOffset();
+        LOG.debug("sending log at offset {} failed ({}); the channel is at {}", sent, e.getMessage(), at);
         return any;
       }
       sent = next;
@@ -281,11 +296,14 @@ final class LogShipper implements ChannelListener {
   private void idle() throws InterruptedException {
     releaseAcked();
     if (stallStartedAt != 0 || sent < scanner.safeEnd()) {
+      // Waiting for the backup (an ack, or a connection), not for QEMU.
       synchronized (progress) {
         progress.wait(IDLE_WAIT.toMillis());
       }
+    } else if (gate.nextUnresolved() != Long.MAX_VALUE) {
+      ring.awaitReadable(IDLE_WAIT); // a frame waits for the next event: wake on its first byte
     } else {
-      ring.awaitReadable(IDLE_WAIT);
+      ring.awaitReadable(SLICE / 2, BATCH_WAIT);
     }
   }
 

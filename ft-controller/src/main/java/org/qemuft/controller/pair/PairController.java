@@ -154,7 +154,7 @@ public final class PairController implements AutoCloseable {
     }
     shipper = new LogShipper(ring, gate, windowBytes(config.flowControl().maxLagBytes()),
         config.flowControl().maxLagBytes(), config.flowControl().maxLag());
-    channel = LogChannel.dial(config.pair().backupChannel(), settings, shipper);
+    channel = LogChannel.dial(resolved(config.pair().backupChannel()), settings, shipper);
     shipper.attach(channel);
     owned.push(channel);
     owned.push(shipper::stop);
@@ -177,7 +177,7 @@ public final class PairController implements AutoCloseable {
     ReplayFeed feed = new ReplayFeed(ring);
     receiver = new LogReceiver(feed, ring, (int) config.flowControl().backupBufferBytes());
     owned.push(receiver::stop);
-    channel = LogChannel.listen(config.pair().backupChannel(), settings, receiver, receiver::heldEnd);
+    channel = LogChannel.listen(resolved(config.pair().backupChannel()), settings, receiver, receiver::heldEnd);
     receiver.attach(channel);
     owned.push(channel);
 
@@ -400,6 +400,15 @@ public final class PairController implements AutoCloseable {
     if (worker != null) {
       worker.interrupt();
     }
+  }
+
+  /** The configuration keeps host names as written; the channel needs an address. */
+  private static java.net.InetSocketAddress resolved(java.net.InetSocketAddress a) throws IOException {
+    java.net.InetSocketAddress r = new java.net.InetSocketAddress(a.getHostString(), a.getPort());
+    if (r.isUnresolved()) {
+      throw new IOException("cannot resolve the channel address " + FtConfig.hostPort(a) + " (pair.*.channel)");
+    }
+    return r;
   }
 
   private static int windowBytes(long maxLagBytes) {
