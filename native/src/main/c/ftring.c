@@ -2,11 +2,17 @@
  * The qemu-ft log ring (see ftring.h and docs/libftshim.md).
  *
  * Publishing and waiting: a side publishes its position with a release store, then looks at the
- * peer's "waiting" flag; if it is set, it clears it, bumps its own sequence word and FUTEX_WAKEs
- * it. A side that finds nothing to do reads the peer's sequence word, sets its own "waiting" flag,
- * makes sure the peer will see the flag, checks once more and sleeps in FUTEX_WAIT on that
- * sequence word with the value it read: a wake-up (or a close, which bumps it too) that comes
- * after the read changes the word, so the sleep cannot miss it.
+ * peer's "waiting" flag; if it is set and the new position reaches the peer's "wake_at" threshold,
+ * it clears the flag, bumps its own sequence word and FUTEX_WAKEs it. A side that finds nothing
+ * to do reads the peer's sequence word, stores its threshold and sets its "waiting" flag, makes
+ * sure the peer will see the flag, checks once more and sleeps in FUTEX_WAIT on that sequence word
+ * with the value it read: a wake-up (or a close, which bumps it too) that comes after the read
+ * changes the word, so the sleep cannot miss it.
+ *
+ * The threshold batches wake-ups: a wake is a system call in the publisher's thread (QEMU's vCPU
+ * on the primary), and a sleeper woken for every few bytes would cost one per event. A writer
+ * waits for a quarter of the ring; a reader says how much it wants (QEMU: one byte; the
+ * controller's shipper may ask for a batch and bound the delay with its timeout).
  *
  * "Makes sure the peer will see the flag" is a store-load (Dekker) problem. A fence on every
  * publication would cost QEMU's vCPU thread a locked instruction per logged byte, so the fence is
@@ -78,15 +84,26 @@ static void bump_and_wake(uint32_t *seq)
     futex_wake(seq);
 }
 
-/* After publishing a position: wake the peer if it sleeps. */
-static void wake_if_waiting(struct ftring *r, uint32_t *peer_waiting, uint32_t *my_seq)
+/* After publishing position pos: wake the peer if it sleeps and pos is what it waits for. */
+static void wake_if_waiting(struct ftring *r, uint32_t *peer_waiting, uint64_t *peer_wake_at,
+                            uint64_t pos, uint32_t *my_seq)
 {
     if (!r->registered) {
         atomic_thread_fence(memory_order_seq_cst);
     }
-    if (LOAD_RLX(peer_waiting) && XCHG(peer_waiting, 0)) {
+    if (LOAD_ACQ(peer_waiting) && pos >= LOAD_RLX(peer_wake_at) && XCHG(peer_waiting, 0)) {
         bump_and_wake(my_seq);
     }
+}
+
+void ftring_wake_reader(struct ftring *r, uint64_t write_pos)
+{
+    wake_if_waiting(r, &r->h->reader_waiting, &r->h->reader_wake_at, write_pos, &r->h->write_seq);
+}
+
+void ftring_wake_writer(struct ftring *r, uint64_t read_pos)
+{
+    wake_if_waiting(r, &r->h->writer_waiting, &r->h->writer_wake_at, read_pos, &r->h->read_seq);
 }
 
 static int is_pow2(uint64_t v)
@@ -260,15 +277,19 @@ ssize_t ftring_write(struct ftring *r, const void *buf, size_t n)
     size_t done = 0;
     while (done < n) {
         uint64_t rd = LOAD_ACQ(&h->read_pos);
+        r->peer_seen = rd;
         uint64_t space = cap - (w - rd);
         if (space == 0) {
             if (LOAD_ACQ(&h->reader_closed)) {
                 return -1;
             }
+            /* Sleep until a quarter of the ring is free. */
+            uint64_t wake_at = w - cap + cap / 4;
             uint32_t seq = LOAD_ACQ(&h->read_seq);
-            STORE_RLX(&h->writer_waiting, 1);
+            STORE_RLX(&h->writer_wake_at, wake_at);
+            STORE_REL(&h->writer_waiting, 1);
             before_sleep();
-            if (LOAD_ACQ(&h->read_pos) == rd && !LOAD_ACQ(&h->reader_closed)) {
+            if (LOAD_ACQ(&h->read_pos) < wake_at && !LOAD_ACQ(&h->reader_closed)) {
                 futex_wait(&h->read_seq, seq);
             }
             STORE_RLX(&h->writer_waiting, 0);
@@ -282,7 +303,7 @@ ssize_t ftring_write(struct ftring *r, const void *buf, size_t n)
         w += k;
         done += k;
         STORE_REL(&h->write_pos, w);
-        wake_if_waiting(r, &h->reader_waiting, &h->write_seq);
+        wake_if_waiting(r, &h->reader_waiting, &h->reader_wake_at, w, &h->write_seq);
     }
     return (ssize_t)n;
 }
@@ -297,6 +318,7 @@ ssize_t ftring_read(struct ftring *r, void *buf, size_t n)
     }
     for (;;) {
         uint64_t w = LOAD_ACQ(&h->write_pos);
+        r->peer_seen = w;
         if (w != rd) {
             uint64_t avail = w - rd;
             size_t k = n < avail ? n : (size_t)avail;
@@ -305,7 +327,7 @@ ssize_t ftring_read(struct ftring *r, void *buf, size_t n)
             memcpy(buf, r->data + at, first);
             memcpy((uint8_t *)buf + first, r->data, k - first);
             STORE_REL(&h->read_pos, rd + k);
-            wake_if_waiting(r, &h->writer_waiting, &h->read_seq);
+            wake_if_waiting(r, &h->writer_waiting, &h->writer_wake_at, rd + k, &h->read_seq);
             return (ssize_t)k;
         }
         if (LOAD_ACQ(&h->writer_closed)) {
@@ -316,7 +338,8 @@ ssize_t ftring_read(struct ftring *r, void *buf, size_t n)
             return 0;
         }
         uint32_t seq = LOAD_ACQ(&h->write_seq);
-        STORE_RLX(&h->reader_waiting, 1);
+        STORE_RLX(&h->reader_wake_at, rd + 1);
+        STORE_REL(&h->reader_waiting, 1);
         before_sleep();
         if (LOAD_ACQ(&h->write_pos) == rd && !LOAD_ACQ(&h->writer_closed)) {
             futex_wait(&h->write_seq, seq);

@@ -45,17 +45,23 @@ struct ftring_header {
     uint32_t writer_closed;       /*  72 1 once the writer has finished the stream */
     uint32_t writer_waiting;      /*  76 1 while the writer sleeps on read_seq (ring full) */
     uint32_t write_seq;           /*  80 futex word: bumped by the writer to wake the reader */
-    uint8_t pad1[44];
+    uint32_t pad1a;
+    uint64_t writer_wake_at;      /*  88 the sleeping writer wants read_pos >= this */
+    uint8_t pad1[32];
     uint64_t read_pos;            /* 128 bytes consumed; release-stored by the reader */
     uint32_t reader_closed;       /* 136 1 once the reader has gone for good */
     uint32_t reader_waiting;      /* 140 1 while the reader sleeps on write_seq (ring empty) */
     uint32_t read_seq;            /* 144 futex word: bumped by the reader to wake the writer */
-    uint8_t pad2[44];
+    uint32_t pad2a;
+    uint64_t reader_wake_at;      /* 152 the sleeping reader wants write_pos >= this */
+    uint8_t pad2[32];
 };
 
 _Static_assert(sizeof(struct ftring_header) == 192, "ring header layout");
 _Static_assert(offsetof(struct ftring_header, write_pos) == 64, "write_pos offset");
 _Static_assert(offsetof(struct ftring_header, read_pos) == 128, "read_pos offset");
+_Static_assert(offsetof(struct ftring_header, writer_wake_at) == 88, "writer_wake_at offset");
+_Static_assert(offsetof(struct ftring_header, reader_wake_at) == 152, "reader_wake_at offset");
 
 struct ftring {
     struct ftring_header *h;
@@ -65,6 +71,11 @@ struct ftring {
     /* 1 if this process registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED: its peer then issues the
      * barrier before sleeping, and this side may publish positions without a fence. */
     int registered;
+    /* The peer's position as last seen (the writer's view of read_pos, the reader's of
+     * write_pos): the one-byte paths look at the peer's cache line only when this says full or
+     * empty. It may lag behind (the blocking paths move our own position past it): it then only
+     * says "look again". */
+    uint64_t peer_seen;
 };
 
 /* Longest error text the functions below produce. */
@@ -82,8 +93,9 @@ int ftring_attach(struct ftring *r, const char *path, char err[FTRING_ERR_MAX]);
 int ftring_claim_writer(struct ftring *r, pid_t *holder);
 int ftring_claim_reader(struct ftring *r, pid_t *holder);
 
-/* Writes all n bytes, sleeping while the ring is full. Returns n, or -1 if the reader has closed
- * the ring (the bytes not yet written are lost). */
+/* Writes all n bytes, sleeping while the ring is full (until a quarter of it is free, so that a
+ * reader freeing a few bytes at a time does not wake the writer for each). Returns n, or -1 if the
+ * reader has closed the ring (the bytes not yet written are lost). */
 ssize_t ftring_write(struct ftring *r, const void *buf, size_t n);
 
 /* Reads 1..n bytes, sleeping while the ring is empty. Returns the count, or 0 once the writer has
@@ -100,5 +112,56 @@ void ftring_close_reader(struct ftring *r);
 int ftring_register_membarrier(void);
 
 void ftring_detach(struct ftring *r);
+
+/* The wake-up half of a publication, out of line (rarely taken). */
+void ftring_wake_reader(struct ftring *r, uint64_t write_pos);
+void ftring_wake_writer(struct ftring *r, uint64_t read_pos);
+
+/*
+ * One byte without waiting, for QEMU's putc/getc (one call per logged byte, so it must cost a few
+ * nanoseconds): ftring_try_put returns 0 if the ring is full, ftring_try_get -1 if it is empty;
+ * the caller then takes the blocking path (ftring_write, ftring_read).
+ */
+static inline int ftring_try_put(struct ftring *r, uint8_t b)
+{
+    struct ftring_header *h = r->h;
+    uint64_t w = __atomic_load_n(&h->write_pos, __ATOMIC_RELAXED); /* ours */
+    if (w - r->peer_seen > r->mask) {
+        r->peer_seen = __atomic_load_n(&h->read_pos, __ATOMIC_ACQUIRE);
+        if (w - r->peer_seen > r->mask) {
+            return 0;
+        }
+    }
+    r->data[w & r->mask] = b;
+    __atomic_store_n(&h->write_pos, w + 1, __ATOMIC_RELEASE);
+    if (!r->registered) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    }
+    if (__builtin_expect(__atomic_load_n(&h->reader_waiting, __ATOMIC_ACQUIRE) != 0, 0)) {
+        ftring_wake_reader(r, w + 1);
+    }
+    return 1;
+}
+
+static inline int ftring_try_get(struct ftring *r)
+{
+    struct ftring_header *h = r->h;
+    uint64_t rd = __atomic_load_n(&h->read_pos, __ATOMIC_RELAXED); /* ours */
+    if (r->peer_seen <= rd) {
+        r->peer_seen = __atomic_load_n(&h->write_pos, __ATOMIC_ACQUIRE);
+        if (r->peer_seen <= rd) {
+            return -1;
+        }
+    }
+    uint8_t b = r->data[rd & r->mask];
+    __atomic_store_n(&h->read_pos, rd + 1, __ATOMIC_RELEASE);
+    if (!r->registered) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    }
+    if (__builtin_expect(__atomic_load_n(&h->writer_waiting, __ATOMIC_ACQUIRE) != 0, 0)) {
+        ftring_wake_writer(r, rd + 1);
+    }
+    return b;
+}
 
 #endif

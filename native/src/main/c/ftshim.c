@@ -9,6 +9,12 @@
  *   fopencookie() whose callbacks talk to the ring; every other file is left alone.
  * - The stream is unbuffered: each putc reaches the ring at once, so the controller's view of the
  *   write position is never behind what QEMU has recorded (the output rule depends on it).
+ * - QEMU logs byte by byte (replay_put_dword is four putc calls), and glibc's unbuffered path to
+ *   a cookie costs tens of nanoseconds a byte. So the shim also interposes exactly the stdio
+ *   functions replay/ calls on the log (putc, fwrite, getc, fread, fseek, ftell, feof, ferror): on
+ *   the shim's FILE* they go straight to the ring (a few nanoseconds a byte); on any other FILE*
+ *   they call libc's. The cookie callbacks stay correct for any other stdio call on the stream:
+ *   both paths share the shim's state, and glibc holds no buffer.
  * - The ring carries the events only. Ring position 0 is log file offset 12 (after the header);
  *   the shim answers ftell/fseek with the file offsets QEMU expects, absorbs the header a recording
  *   QEMU writes at exit, and makes up the header a replaying QEMU reads at start.
@@ -34,7 +40,9 @@
 #define HISTORY_SIZE (64u * 1024u)
 
 struct shim_stream {
+    FILE *fp;                    /* what fopen returned to QEMU */
     int recording;               /* 1: QEMU writes (rr=record); 0: QEMU reads (rr=replay) */
+    int eof, error;              /* feof/ferror of the interposed calls */
     uint64_t voff;               /* the file offset QEMU believes it is at */
     uint8_t header[FTRING_LOG_HEADER_SIZE]; /* written by QEMU (record) or made up (replay) */
     unsigned header_written;     /* bit i: QEMU wrote header byte i */
@@ -133,6 +141,8 @@ static ssize_t record_write(void *cookie, const char *buf, size_t n)
 }
 
 /* ---- replay: QEMU reads ----------------------------------------------------------------- */
+
+_Static_assert((HISTORY_SIZE & (HISTORY_SIZE - 1)) == 0, "history size is a power of two");
 
 static void remember(struct shim_stream *s, uint64_t pos, const uint8_t *b, size_t n)
 {
@@ -270,9 +280,216 @@ static int stream_close(void *cookie)
     } else {
         ftring_close_reader(&shim.ring);
     }
-    shim.stream = NULL;
+    __atomic_store_n(&shim.stream, NULL, __ATOMIC_RELEASE);
     free(s);
     return 0;
+}
+
+/* ---- the interposed stdio calls --------------------------------------------------------- */
+
+static struct {
+    int (*putc)(int, FILE *);
+    size_t (*fwrite)(const void *, size_t, size_t, FILE *);
+    int (*getc)(FILE *);
+    size_t (*fread)(void *, size_t, size_t, FILE *);
+    int (*fseek)(FILE *, long, int);
+    long (*ftell)(FILE *);
+    int (*feof)(FILE *);
+    int (*ferror)(FILE *);
+} real;
+
+static void *libc_symbol(const char *name)
+{
+    void *p = dlsym(RTLD_NEXT, name);
+    if (p == NULL) {
+        die("cannot find libc's %s: %s", name, dlerror());
+    }
+    return p;
+}
+
+static void resolve_real(void)
+{
+    real.putc = libc_symbol("putc");
+    real.fwrite = libc_symbol("fwrite");
+    real.getc = libc_symbol("getc");
+    real.fread = libc_symbol("fread");
+    real.fseek = libc_symbol("fseek");
+    real.ftell = libc_symbol("ftell");
+    real.feof = libc_symbol("feof");
+    real.ferror = libc_symbol("ferror");
+}
+
+/* Resolved in the constructor; lazily only if another library's constructor calls first. */
+#define REAL(fn) (real.fn != NULL ? real.fn : (resolve_real(), real.fn))
+
+/* The functions QEMU must find in the shim; everything else stays hidden (-fvisibility=hidden). */
+#define EXPORT __attribute__((visibility("default")))
+
+/* The shim's stream if f is its FILE*, else NULL. QEMU calls these under its replay mutex. */
+static inline struct shim_stream *ours(FILE *f)
+{
+    struct shim_stream *s = __atomic_load_n(&shim.stream, __ATOMIC_ACQUIRE);
+    return s != NULL && s->fp == f ? s : NULL;
+}
+
+static inline uint64_t ring_offset(uint64_t pos)
+{
+    return FTRING_LOG_HEADER_SIZE + pos;
+}
+
+EXPORT int putc(int c, FILE *f)
+{
+    struct shim_stream *s = ours(f);
+    if (s == NULL) {
+        return REAL(putc)(c, f);
+    }
+    uint8_t b = (uint8_t)c;
+    if (s->recording) {
+        /* At the end of the stream: the one-byte path; otherwise (the header, a full ring, a
+         * misplaced write) the general one. */
+        if (s->voff == ring_offset(__atomic_load_n(&shim.ring.h->write_pos, __ATOMIC_RELAXED))
+            && ftring_try_put(&shim.ring, b)) {
+            s->voff++;
+            return b;
+        }
+        if (record_write(s, (const char *)&b, 1) == 1) {
+            return b;
+        }
+    } else {
+        errno = EBADF;
+    }
+    s->error = 1;
+    return EOF;
+}
+
+EXPORT size_t fwrite(const void *buf, size_t size, size_t n, FILE *f)
+{
+    struct shim_stream *s = ours(f);
+    if (s == NULL) {
+        return REAL(fwrite)(buf, size, n, f);
+    }
+    if (size == 0 || n == 0) {
+        return 0;
+    }
+    if (!s->recording) {
+        errno = EBADF;
+        s->error = 1;
+        return 0;
+    }
+    size_t total = size * n, done = 0;
+    while (done < total) {
+        ssize_t k = record_write(s, (const char *)buf + done, total - done);
+        if (k <= 0) {
+            s->error = 1;
+            break;
+        }
+        done += (size_t)k;
+    }
+    return done / size;
+}
+
+EXPORT int getc(FILE *f)
+{
+    struct shim_stream *s = ours(f);
+    if (s == NULL) {
+        return REAL(getc)(f);
+    }
+    if (s->recording) {
+        errno = EBADF;
+        s->error = 1;
+        return EOF;
+    }
+    uint64_t rpos = __atomic_load_n(&shim.ring.h->read_pos, __ATOMIC_RELAXED);
+    if (s->voff == ring_offset(rpos)) {
+        int b = ftring_try_get(&shim.ring);
+        if (b >= 0) {
+            s->history[rpos % HISTORY_SIZE] = (uint8_t)b;
+            s->voff++;
+            return b;
+        }
+    }
+    uint8_t b;
+    ssize_t k = replay_read(s, (char *)&b, 1);
+    if (k == 1) {
+        return b;
+    }
+    if (k == 0) {
+        s->eof = 1;
+    } else {
+        s->error = 1;
+    }
+    return EOF;
+}
+
+EXPORT size_t fread(void *buf, size_t size, size_t n, FILE *f)
+{
+    struct shim_stream *s = ours(f);
+    if (s == NULL) {
+        return REAL(fread)(buf, size, n, f);
+    }
+    if (size == 0 || n == 0) {
+        return 0;
+    }
+    if (s->recording) {
+        errno = EBADF;
+        s->error = 1;
+        return 0;
+    }
+    size_t total = size * n, done = 0;
+    while (done < total) {
+        ssize_t k = replay_read(s, (char *)buf + done, total - done);
+        if (k <= 0) {
+            if (k == 0) {
+                s->eof = 1;
+            } else {
+                s->error = 1;
+            }
+            break;
+        }
+        done += (size_t)k;
+    }
+    return done / size;
+}
+
+EXPORT int fseek(FILE *f, long offset, int whence)
+{
+    struct shim_stream *s = ours(f);
+    if (s == NULL) {
+        return REAL(fseek)(f, offset, whence);
+    }
+    off64_t o = offset;
+    if (stream_seek(s, &o, whence) != 0) {
+        return -1;
+    }
+    s->eof = 0; /* as a successful fseek does */
+    return 0;
+}
+
+EXPORT long ftell(FILE *f)
+{
+    struct shim_stream *s = ours(f);
+    if (s == NULL) {
+        return REAL(ftell)(f);
+    }
+    return (long)s->voff;
+}
+
+EXPORT int feof(FILE *f)
+{
+    struct shim_stream *s = ours(f);
+    if (s == NULL) {
+        return REAL(feof)(f);
+    }
+    return s->eof || REAL(feof)(f);
+}
+
+EXPORT int ferror(FILE *f)
+{
+    struct shim_stream *s = ours(f);
+    if (s == NULL) {
+        return REAL(ferror)(f);
+    }
+    return s->error || REAL(ferror)(f);
 }
 
 /* ---- setup -------------------------------------------------------------------------------- */
@@ -365,7 +582,8 @@ static FILE *open_stream(const char *mode)
         die("cannot make the stream of ring %s unbuffered", shim.ring_path);
     }
     shim.opened = 1;
-    shim.stream = s;
+    s->fp = f;
+    __atomic_store_n(&shim.stream, s, __ATOMIC_RELEASE);
     say("QEMU's replay log %s is ring %s (%s, %llu bytes)", shim.log, shim.ring_path,
         recording ? "record: QEMU writes" : "replay: QEMU reads",
         (unsigned long long)h->capacity);
@@ -386,12 +604,12 @@ static FILE *intercept(const char *path, const char *mode)
     return real_fopen64(path, mode);
 }
 
-FILE *fopen(const char *path, const char *mode)
+EXPORT FILE *fopen(const char *path, const char *mode)
 {
     return intercept(path, mode);
 }
 
-FILE *fopen64(const char *path, const char *mode)
+EXPORT FILE *fopen64(const char *path, const char *mode)
 {
     return intercept(path, mode);
 }
@@ -513,6 +731,8 @@ static void drop_from_ld_preload(void)
 __attribute__((constructor))
 static void shim_init(void)
 {
+    /* Resolved now, while QEMU has one thread, not lazily in the vCPU thread's first putc. */
+    resolve_real();
     shim.log = getenv(ENV_LOG);
     shim.ring_path = getenv(ENV_RING);
     int qemu = is_qemu_system();

@@ -158,6 +158,96 @@ static void test_processes(void)
     unlink(path);
 }
 
+/* The one-byte paths (QEMU's putc/getc) mixed with the blocking ones, as the shim mixes them. */
+static void *mixed_writer(void *arg)
+{
+    struct job *j = arg;
+    struct ftring r;
+    char err[FTRING_ERR_MAX];
+    if (ftring_attach(&r, j->path, err) != 0) {
+        j->result = -1;
+        return NULL;
+    }
+    uint8_t buf[700];
+    uint64_t p = 0, s = j->seed;
+    while (p < j->total) {
+        if (rnd(&s) % 2) {
+            size_t n = 1 + rnd(&s) % sizeof(buf);
+            if (n > j->total - p) {
+                n = (size_t)(j->total - p);
+            }
+            for (size_t i = 0; i < n; i++) {
+                buf[i] = pattern(p + i);
+            }
+            if (ftring_write(&r, buf, n) < 0) {
+                break; /* the reader gave up */
+            }
+            p += n;
+        } else {
+            for (int i = 0; i < 50 && p < j->total; i++, p++) {
+                uint8_t b = pattern(p);
+                if (!ftring_try_put(&r, b) && ftring_write(&r, &b, 1) < 0) {
+                    p = j->total;
+                }
+            }
+        }
+    }
+    ftring_close_writer(&r);
+    ftring_detach(&r);
+    return NULL;
+}
+
+static void test_one_byte_paths_mixed_with_blocking_ones(void)
+{
+    char path[512];
+    path_of(path, sizeof(path), "mixed");
+    struct ftring r;
+    char err[FTRING_ERR_MAX];
+    CHECK(ftring_create(&r, path, 4096, err) == 0, "%s", err);
+    struct job j = {path, 4u << 20, 5, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, mixed_writer, &j);
+    uint64_t p = 0, s = 77;
+    uint8_t buf[900];
+    int ok = 1;
+    for (;;) {
+        if (rnd(&s) % 2) {
+            ssize_t k = ftring_read(&r, buf, 1 + rnd(&s) % sizeof(buf));
+            if (k == 0) {
+                break;
+            }
+            for (ssize_t i = 0; i < k && ok; i++) {
+                ok = buf[i] == pattern(p + (uint64_t)i);
+            }
+            p += (uint64_t)k;
+        } else {
+            int b = ftring_try_get(&r);
+            if (b < 0) {
+                uint8_t one;
+                if (ftring_read(&r, &one, 1) == 0) {
+                    break;
+                }
+                b = one;
+            }
+            ok = ok && b == pattern(p);
+            p++;
+        }
+        CHECK(r.h->read_pos <= r.h->write_pos, "read %llu past write %llu",
+              (unsigned long long)r.h->read_pos, (unsigned long long)r.h->write_pos);
+        if (!ok || r.h->read_pos > r.h->write_pos) {
+            break;
+        }
+    }
+    if (!ok || p != j.total) {
+        ftring_close_reader(&r); /* let the writer give up too */
+    }
+    pthread_join(t, NULL);
+    CHECK(ok, "pattern mismatch near %llu", (unsigned long long)p);
+    CHECK(p == j.total, "read %llu of %llu", (unsigned long long)p, (unsigned long long)j.total);
+    ftring_detach(&r);
+    unlink(path);
+}
+
 static void *close_reader_later(void *arg)
 {
     struct ftring *r = arg;
@@ -280,6 +370,7 @@ int main(void)
     }
     test_threads_wraparound();
     test_processes();
+    test_one_byte_paths_mixed_with_blocking_ones();
     test_full_ring_blocks_until_reader_closes();
     test_empty_ring_blocks_then_end();
     test_attach_refuses_bad_rings();

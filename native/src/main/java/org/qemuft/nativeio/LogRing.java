@@ -28,6 +28,14 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * the primary's flow control — and an empty ring the reader. Waiting sleeps on a futex in the
  * shared memory, never spins.
  *
+ * <p>Waking a sleeper is a system call in the publishing thread, which on the primary is QEMU's
+ * vCPU: a reader that sleeps as soon as it has drained the ring costs QEMU one wake-up per event
+ * it logs (tens of percent of its speed). A shipper should therefore wait for a batch with {@link
+ * #awaitReadable(long, Duration)} — QEMU then wakes it only when the batch is there, and the
+ * timeout bounds the delay of a trickle — and keep {@link #awaitReadable(Duration)} for when
+ * every byte matters at once. A writer waiting for room is woken when a quarter of the ring (or
+ * all it still has to write) is free.
+ *
  * <p>One thread may write while another reads; each role is claimed by the first process that
  * uses it (its pid is recorded in the ring), so a second writer or reader is refused. {@link
  * #close()} unmaps the ring (it does not delete the file: its creator does) and may be called from
@@ -58,10 +66,12 @@ public final class LogRing implements AutoCloseable {
   static final long OFF_WRITER_CLOSED = 72;
   static final long OFF_WRITER_WAITING = 76;
   static final long OFF_WRITE_SEQ = 80;
+  static final long OFF_WRITER_WAKE_AT = 88;
   static final long OFF_READ_POS = 128;
   static final long OFF_READER_CLOSED = 136;
   static final long OFF_READER_WAITING = 140;
   static final long OFF_READ_SEQ = 144;
+  static final long OFF_READER_WAKE_AT = 152;
 
   /** Longest single futex sleep: bounds how late a close() or an interrupt is noticed. */
   static final long SLICE_MILLIS = 100;
@@ -272,7 +282,8 @@ public final class LogRing implements AutoCloseable {
                 + seg.get(ValueLayout.JAVA_INT, OFF_READER_PID) + ") has closed it; "
                 + (len - done) + " of " + len + " bytes were not delivered");
           }
-          if (!awaitLocked(true, deadline)) {
+          long wakeAt = w - capacity + Math.min(len - done, capacity / 4);
+          if (!awaitLocked(true, wakeAt, deadline)) {
             break;
           }
           continue;
@@ -283,7 +294,7 @@ public final class LogRing implements AutoCloseable {
         MemorySegment.copy(b, off + done, data, ValueLayout.JAVA_BYTE, at, first);
         MemorySegment.copy(b, off + done + first, data, ValueLayout.JAVA_BYTE, 0, k - first);
         LONG.setRelease(seg, OFF_WRITE_POS, w + k);
-        wakePeer(OFF_READER_WAITING, writeSeq);
+        wakePeer(OFF_READER_WAITING, OFF_READER_WAKE_AT, w + k, writeSeq);
         done += k;
       }
       return done;
@@ -337,7 +348,7 @@ public final class LogRing implements AutoCloseable {
       MemorySegment.copy(data, at, dst, 0, first);
       MemorySegment.copy(data, 0, dst, first, k - first);
       LONG.setRelease(seg, OFF_READ_POS, r + k);
-      wakePeer(OFF_WRITER_WAITING, readSeq);
+      wakePeer(OFF_WRITER_WAITING, OFF_WRITER_WAKE_AT, r + k, readSeq);
       if (advance != null) {
         advance.position(advance.position() + k);
       }
@@ -348,12 +359,35 @@ public final class LogRing implements AutoCloseable {
   }
 
   /**
-   * Waits until there is something to read or the writer has closed the stream.
+   * Waits until there is something to read or the writer has closed the stream. The writer wakes
+   * this thread for its next byte: see the class comment before calling this in a loop.
    *
    * @return true if so, false if {@code timeout} passed first
    */
   public boolean awaitReadable(Duration timeout) throws InterruptedException {
-    return await(false, deadline(timeout));
+    return awaitReadable(1, timeout);
+  }
+
+  /**
+   * Waits until at least {@code minBytes} (at most half the capacity) can be read, the writer
+   * has closed the stream, or {@code timeout} has passed; the writer wakes this thread only for
+   * the whole batch. Read whatever is there afterwards.
+   *
+   * @return whether anything can be read (or the stream has ended) now
+   */
+  public boolean awaitReadable(long minBytes, Duration timeout) throws InterruptedException {
+    if (minBytes < 1) {
+      throw new IllegalArgumentException("minBytes must be >= 1, got " + minBytes);
+    }
+    long want = Math.min(minBytes, capacity / 2);
+    lifecycle.readLock().lock();
+    try {
+      ensureOpen();
+      awaitLocked(false, (long) LONG.getOpaque(seg, OFF_READ_POS) + want, deadline(timeout));
+      return ready(false, (long) LONG.getOpaque(seg, OFF_READ_POS) + 1);
+    } finally {
+      lifecycle.readLock().unlock();
+    }
   }
 
   /**
@@ -362,31 +396,31 @@ public final class LogRing implements AutoCloseable {
    * @return true if so, false if {@code timeout} passed first
    */
   public boolean awaitWritable(Duration timeout) throws InterruptedException {
-    return await(true, deadline(timeout));
-  }
-
-  private boolean await(boolean writer, long deadline) throws InterruptedException {
     lifecycle.readLock().lock();
     try {
       ensureOpen();
-      return awaitLocked(writer, deadline);
+      long wakeAt = (long) LONG.getOpaque(seg, OFF_WRITE_POS) - capacity + 1;
+      return awaitLocked(true, wakeAt, deadline(timeout));
     } finally {
       lifecycle.readLock().unlock();
     }
   }
 
   /**
-   * The sleeping half of the protocol in ftring.c: read the peer's sequence word, raise our
-   * "waiting" flag, make it visible to a peer that publishes without a fence, look once more,
-   * sleep on the sequence word.
+   * The sleeping half of the protocol in ftring.c: read the peer's sequence word, publish our
+   * threshold and raise our "waiting" flag, make them visible to a peer that publishes without a
+   * fence, look once more, sleep on the sequence word. {@code wakeAt} is the peer's position we
+   * wait for: the read position for a writer, the write position for a reader.
    */
-  private boolean awaitLocked(boolean writer, long deadline) throws InterruptedException {
+  private boolean awaitLocked(boolean writer, long wakeAt, long deadline)
+      throws InterruptedException {
     long waitingFlag = writer ? OFF_WRITER_WAITING : OFF_READER_WAITING;
+    long wakeAtOff = writer ? OFF_WRITER_WAKE_AT : OFF_READER_WAKE_AT;
     MemorySegment peerSeq = writer ? readSeq : writeSeq;
     long peerSeqOff = writer ? OFF_READ_SEQ : OFF_WRITE_SEQ;
     MemorySegment timespec = writer ? writerTimespec : readerTimespec;
     while (true) {
-      if (ready(writer)) {
+      if (ready(writer, wakeAt)) {
         return true;
       }
       if (Thread.interrupted()) {
@@ -400,29 +434,32 @@ public final class LogRing implements AutoCloseable {
         throw new IllegalStateException("log ring " + path + " was closed while waiting on it");
       }
       int seq = (int) INT.getAcquire(seg, peerSeqOff);
-      INT.setVolatile(seg, waitingFlag, 1);
+      LONG.setOpaque(seg, wakeAtOff, wakeAt);
+      INT.setRelease(seg, waitingFlag, 1);
       VarHandle.fullFence();
       Futex.barrierOnPeers();
-      if (!ready(writer) && !closed) {
+      if (!ready(writer, wakeAt) && !closed) {
         Futex.await(peerSeq, seq, Math.min(left, SLICE_MILLIS * 1_000_000L), timespec);
       }
       INT.setRelease(seg, waitingFlag, 0);
     }
   }
 
-  private boolean ready(boolean writer) {
-    long w = (long) LONG.getAcquire(seg, OFF_WRITE_POS);
-    long r = (long) LONG.getAcquire(seg, OFF_READ_POS);
+  /** Whether the peer's position has reached {@code wakeAt}, or the peer has closed its side. */
+  private boolean ready(boolean writer, long wakeAt) {
     if (writer) {
-      return w - r < capacity || (int) INT.getAcquire(seg, OFF_READER_CLOSED) != 0;
+      return (long) LONG.getAcquire(seg, OFF_READ_POS) >= wakeAt
+          || (int) INT.getAcquire(seg, OFF_READER_CLOSED) != 0;
     }
-    return w != r || (int) INT.getAcquire(seg, OFF_WRITER_CLOSED) != 0;
+    return (long) LONG.getAcquire(seg, OFF_WRITE_POS) >= wakeAt
+        || (int) INT.getAcquire(seg, OFF_WRITER_CLOSED) != 0;
   }
 
-  /** The publishing half: after storing our position, wake the peer if it sleeps. */
-  private void wakePeer(long peerWaitingFlag, MemorySegment mySeq) {
+  /** The publishing half: after storing our position {@code pos}, wake the peer if it waits. */
+  private void wakePeer(long peerWaitingFlag, long peerWakeAtOff, long pos, MemorySegment mySeq) {
     VarHandle.fullFence();
-    if ((int) INT.getVolatile(seg, peerWaitingFlag) != 0
+    if ((int) INT.getAcquire(seg, peerWaitingFlag) != 0
+        && pos >= (long) LONG.getOpaque(seg, peerWakeAtOff)
         && (int) INT.getAndSet(seg, peerWaitingFlag, 0) != 0) {
       bumpAndWake(mySeq);
     }

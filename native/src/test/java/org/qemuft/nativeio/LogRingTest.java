@@ -194,6 +194,31 @@ class LogRingTest {
   }
 
   @Test
+  void aReaderWaitingForABatchIsWokenByTheBatchOrItsTimeout() throws Exception {
+    Path f = dir.resolve("qemuft-batch");
+    try (LogRing w = LogRing.create(f, 8192); LogRing r = LogRing.open(f)) {
+      Future<Boolean> waiting = pool.submit(() -> r.awaitReadable(1000, LONG));
+      Thread.sleep(100);
+      w.write(new byte[10], 0, 10, Duration.ZERO);
+      Thread.sleep(300);
+      assertThat(waiting.isDone()).as("10 bytes are not the batch of 1000").isFalse();
+      w.write(new byte[990], 0, 990, Duration.ZERO);
+      assertThat(waiting.get(30, TimeUnit.SECONDS)).isTrue();
+      assertThat(r.read(new byte[2000], 0, 2000)).isEqualTo(1000);
+
+      w.write(new byte[5], 0, 5, Duration.ZERO);
+      long t0 = System.nanoTime();
+      assertThat(r.awaitReadable(1000, Duration.ofMillis(200))).as("a trickle after the delay").isTrue();
+      assertThat(System.nanoTime() - t0).isGreaterThanOrEqualTo(150_000_000L);
+      assertThat(r.read(new byte[10], 0, 10)).isEqualTo(5);
+      assertThat(r.awaitReadable(1000, Duration.ofMillis(50))).isFalse();
+      // Larger than half the ring: capped, so a full ring always satisfies it.
+      w.write(new byte[4096], 0, 4096, Duration.ZERO);
+      assertThat(r.awaitReadable(1 << 20, Duration.ofSeconds(30))).isTrue();
+    }
+  }
+
+  @Test
   void aClosedWriterEndsTheStreamAfterTheLastByte() throws Exception {
     Path f = dir.resolve("qemuft-wclosed");
     try (LogRing w = LogRing.create(f, 4096); LogRing r = LogRing.open(f)) {
