@@ -28,7 +28,7 @@ final class LogReceiver implements ChannelListener {
   private final LogRing ring;
   private final byte[] chunk = new byte[FEED_CHUNK];
   private volatile LogChannel channel;
-  private volatile long replayIcount = -1;
+  private volatile long replayIcount;
   private volatile long logFrames;
   private volatile String failure;
   private volatile boolean stopping;
@@ -98,8 +98,12 @@ final class LogReceiver implements ChannelListener {
     ack();
   }
 
-  /** Sends an ack with the current positions (also called periodically, to report replay progress). */
-  void ack() {
+  /**
+   * Sends an ack with the current positions (also called periodically, to report replay
+   * progress). Synchronized: acks from the channel thread and the ticker must not overtake each
+   * other, or one would go backwards.
+   */
+  synchronized void ack() {
     LogChannel c = channel;
     if (c == null || !c.connected()) {
       return;

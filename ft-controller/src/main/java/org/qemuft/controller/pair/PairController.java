@@ -150,7 +150,10 @@ public final class PairController implements AutoCloseable {
     owned.push(nic);
     if (tap != null) {
       Thread up = Thread.ofPlatform().daemon().name("uplink " + tap.name()).start(() -> uplinkToGuest(tap));
-      owned.push(up::join);
+      owned.push(() -> {
+        tap.close(); // ends the uplink thread's read
+        up.join(5000);
+      });
     }
     shipper = new LogShipper(ring, gate, windowBytes(config.flowControl().maxLagBytes()),
         config.flowControl().maxLagBytes(), config.flowControl().maxLag());
@@ -175,7 +178,12 @@ public final class PairController implements AutoCloseable {
     nic = GuestNic.listen(nicSocket, frame -> backupFramesDropped.increment(), "guest-nic");
     owned.push(nic);
     ReplayFeed feed = new ReplayFeed(ring);
-    receiver = new LogReceiver(feed, ring, (int) config.flowControl().backupBufferBytes());
+    long buffer = config.flowControl().backupBufferBytes();
+    if (buffer > 1L << 30) {
+      throw new IOException("flowControl.backupBufferBytes " + buffer + " is more than this controller can hold "
+          + "in memory (1 GiB)");
+    }
+    receiver = new LogReceiver(feed, ring, (int) buffer);
     owned.push(receiver::stop);
     channel = LogChannel.listen(resolved(config.pair().backupChannel()), settings, receiver, receiver::heldEnd);
     receiver.attach(channel);
