@@ -76,6 +76,37 @@ final class Contenders implements AutoCloseable {
     return out;
   }
 
+  /**
+   * Everybody tries {@code epoch}; whoever got no answer from the storage (unavailable) tries
+   * again, until all have an answer or {@code maxTries} is used up.
+   *
+   * @param unavailable counts the unanswered attempts
+   */
+  List<Result> roundUntilAnswered(long epoch, int maxTries, Duration timeout, java.util.concurrent.atomic.AtomicInteger unavailable)
+      throws Exception {
+    Result[] out = new Result[all.size()];
+    for (int t = 0; t < maxTries; t++) {
+      List<Integer> idx = new ArrayList<>();
+      List<CompletableFuture<Result>> fs = new ArrayList<>();
+      for (int i = 0; i < all.size(); i++) {
+        if (out[i] == null || out[i].outcome().equals("unavailable")) {
+          idx.add(i);
+          fs.add(all.get(i).attempt(epoch));
+        }
+      }
+      if (idx.isEmpty()) {
+        break;
+      }
+      for (int k = 0; k < idx.size(); k++) {
+        out[idx.get(k)] = fs.get(k).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        if (out[idx.get(k)].outcome().equals("unavailable")) {
+          unavailable.incrementAndGet();
+        }
+      }
+    }
+    return List.of(out);
+  }
+
   /** Checks one round: exactly one winner, and every contender names that winner. */
   static void assertOneWinner(long epoch, List<Result> results) {
     List<Result> winners = results.stream().filter(r -> r.outcome().equals("won")).toList();
