@@ -4,15 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.BufferedReader;
-import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
-import java.nio.channels.Channels;
-import java.nio.channels.SocketChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -27,7 +20,10 @@ import org.junit.jupiter.api.io.TempDir;
 import org.qemuft.controller.vm.QemuLaunch;
 import org.qemuft.controller.vm.QemuLaunch.Mode;
 import org.qemuft.controller.vm.QemuProcess;
+import org.qemuft.it.support.FtctlRun;
+import org.qemuft.it.support.FtctlRun.Result;
 import org.qemuft.it.support.Guest;
+import org.qemuft.qmp.QemuMonitor;
 import org.qemuft.replaylog.ReplayEventKind;
 import org.qemuft.replaylog.ReplayLogScanner;
 
@@ -47,7 +43,7 @@ class ReplayLogIT {
       assertThat(rec.awaitExit(BOOT)).contains(0);
     }
 
-    Cli cli = ftctl("rr-scan", log.toString());
+    Result cli = FtctlRun.run("rr-scan", log.toString());
     assertThat(cli.exit()).as(cli.err()).isZero();
     JsonNode j = new ObjectMapper().readTree(cli.out());
     assertThat(j.get("version").asText()).isEqualTo("0x00e0200c");
@@ -79,7 +75,7 @@ class ReplayLogIT {
     // A copy cut inside its last event: valid, incomplete, and the events before the cut remain.
     Path cut = tmp.resolve("cut.bin");
     Files.write(cut, java.util.Arrays.copyOf(data, data.length - 3));
-    Cli partial = ftctl("rr-scan", cut.toString());
+    Result partial = FtctlRun.run("rr-scan", cut.toString());
     assertThat(partial.exit()).as(partial.err()).isZero();
     JsonNode pj = new ObjectMapper().readTree(partial.out());
     assertThat(pj.get("complete").asBoolean()).isFalse();
@@ -101,19 +97,19 @@ class ReplayLogIT {
         .mode(Mode.RECORD, log).start()) {
       rec.awaitQmp(BOOT);
       rec.awaitSerial("QEMUFT-READY", BOOT);
-      try (Qmp qmp = Qmp.connect(rec.qmpSocket())) {
-        running = qmp.execute("query-replay").get("icount").asLong();
-        qmp.execute("stop");
-        stopped = qmp.execute("query-replay").get("icount").asLong();
+      try (QemuMonitor qmp = QemuMonitor.connect(rec.qmpSocket(), BOOT)) {
+        running = qmp.queryReplay().icount();
+        qmp.stop();
+        stopped = qmp.queryReplay().icount();
         Thread.sleep(300);
-        assertThat(qmp.execute("query-replay").get("icount").asLong()).isEqualTo(stopped);
-        qmp.send("quit");
+        assertThat(qmp.queryReplay().icount()).isEqualTo(stopped);
+        qmp.quit();
       }
       assertThat(rec.awaitExit(BOOT)).contains(0);
     }
     assertThat(stopped).isGreaterThanOrEqualTo(running).isPositive();
 
-    Cli cli = ftctl("rr-scan", log.toString());
+    Result cli = FtctlRun.run("rr-scan", log.toString());
     assertThat(cli.exit()).as(cli.err()).isZero();
     JsonNode j = new ObjectMapper().readTree(cli.out());
     assertThat(j.get("icount").asLong()).isEqualTo(stopped);
@@ -170,85 +166,6 @@ class ReplayLogIT {
       }
     } finally {
       reader.shutdownNow();
-    }
-  }
-
-  record Cli(int exit, String out, String err) {}
-
-  /** Runs scripts/ftctl as an operator would, and always ends it. */
-  private static Cli ftctl(String... args) throws Exception {
-    Path root = Path.of(System.getProperty("qemuft.root"));
-    List<String> cmd = new ArrayList<>(List.of(root.resolve("scripts/ftctl").toString()));
-    cmd.addAll(List.of(args));
-    Process p = new ProcessBuilder(cmd).start();
-    try {
-      Future<String> err;
-      ExecutorService ex = Executors.newSingleThreadExecutor();
-      try {
-        err = ex.submit(() -> new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8));
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!p.waitFor(120, TimeUnit.SECONDS)) {
-          throw new AssertionError("scripts/ftctl " + String.join(" ", args) + " did not finish");
-        }
-        return new Cli(p.exitValue(), out, err.get());
-      } finally {
-        ex.shutdownNow();
-      }
-    } finally {
-      p.destroyForcibly();
-      p.waitFor();
-    }
-  }
-
-  /**
-   * Just enough QMP for this test (negotiate, run a command, read its return, skip events).
-   * TODO(qmp-client): use org.qemuft.qmp once that module is on main.
-   */
-  private static final class Qmp implements AutoCloseable {
-    private final SocketChannel ch;
-    private final BufferedReader in;
-    private final ObjectMapper json = new ObjectMapper();
-
-    private Qmp(SocketChannel ch) {
-      this.ch = ch;
-      this.in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8));
-    }
-
-    static Qmp connect(Path socket) throws IOException {
-      Qmp q = new Qmp(SocketChannel.open(UnixDomainSocketAddress.of(socket)));
-      q.in.readLine(); // greeting
-      q.execute("qmp_capabilities");
-      return q;
-    }
-
-    void send(String command) throws IOException {
-      byte[] line = ("{\"execute\":\"" + command + "\"}\n").getBytes(StandardCharsets.UTF_8);
-      ByteBuffer b = ByteBuffer.wrap(line);
-      while (b.hasRemaining()) {
-        ch.write(b);
-      }
-    }
-
-    JsonNode execute(String command) throws IOException {
-      send(command);
-      while (true) {
-        String line = in.readLine();
-        if (line == null) {
-          throw new IOException("QMP closed while waiting for the reply to " + command);
-        }
-        JsonNode m = json.readTree(line);
-        if (m.has("return")) {
-          return m.get("return");
-        }
-        if (m.has("error")) {
-          throw new IOException("QMP " + command + " failed: " + m.get("error"));
-        }
-      }
-    }
-
-    @Override
-    public void close() throws IOException {
-      ch.close();
     }
   }
 }
