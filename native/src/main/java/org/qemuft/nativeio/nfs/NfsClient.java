@@ -305,9 +305,13 @@ public final class NfsClient implements AutoCloseable {
     }
   }
 
-  private MemorySegment ctx() {
+  /**
+   * The context; after {@link #close} (possibly by another thread while this one waited for the
+   * lock) an NfsException that counts as no answer, so callers reconnect rather than crash.
+   */
+  private MemorySegment ctx() throws NfsException {
     if (ctx == null) {
-      throw new IllegalStateException(this + " is closed");
+      throw new NfsException(target, "call", "-", NfsException.EIO, "this libnfs client was closed");
     }
     return ctx;
   }
