@@ -189,7 +189,8 @@ public final class PairController implements AutoCloseable {
     receiver.attach(channel);
     owned.push(channel);
 
-    startQemu(launch.mode(Mode.REPLAY, runDir.resolve("replay.log")));
+    // Feed before QEMU starts: a replaying QEMU reads the log's first event before it even
+    // opens its QMP socket (replay_configure runs early in qemu_init).
     worker = Thread.ofPlatform().name("replay-feeder").start(() -> {
       receiver.runFeeder();
       if (receiver.failure() != null) {
@@ -198,6 +199,7 @@ public final class PairController implements AutoCloseable {
     });
     ticker.scheduleWithFixedDelay(receiver::ackIfReplayMoved, ACK_TICK.toMillis(), ACK_TICK.toMillis(),
         TimeUnit.MILLISECONDS);
+    startQemu(launch.mode(Mode.REPLAY, runDir.resolve("replay.log")));
     ticker.scheduleWithFixedDelay(this::pollReplayIcount, 100, 100, TimeUnit.MILLISECONDS);
   }
 

@@ -37,7 +37,7 @@ public final class ServiceClient implements AutoCloseable {
       try {
         Socket s = Netns.call(ns, () -> {
           Socket sock = new Socket();
-          sock.connect(new InetSocketAddress(host, PORT), 2000);
+          sock.connect(new InetSocketAddress(host, PORT), 10_000);
           return sock;
         });
         s.setTcpNoDelay(true);
