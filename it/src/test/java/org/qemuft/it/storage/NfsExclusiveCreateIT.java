@@ -15,6 +15,10 @@ import org.qemuft.it.support.NfsServer;
 import org.qemuft.nativeio.nfs.NfsClient;
 import org.qemuft.nativeio.nfs.NfsException;
 import org.qemuft.nativeio.nfs.NfsStat;
+import org.qemuft.storage.Claimant;
+import org.qemuft.storage.GoLiveLock;
+import org.qemuft.storage.SharedStorage;
+import org.qemuft.storage.StorageOptions;
 
 /**
  * {@link NfsClient#createExclusive} against a real nfs-ganesha: the CREATE really goes out in mode
@@ -100,5 +104,41 @@ class NfsExclusiveCreateIT {
       assertThat(c.stat("top").size()).isZero();
       assertThat(Files.exists(NFS.exportDir().resolve("top"))).isTrue();
     }
+  }
+
+  /**
+   * A winner that died between its exclusive create and its record: the server holds an empty
+   * lock file with the winner's verifier, which is exactly what that winner's first RPC leaves
+   * (made here by sending that RPC and nothing else; a claim's verifier is the first 8 bytes of
+   * its claim id). Every other claimant loses, after waiting for the record, and names the claim.
+   */
+  @Test
+  void aWinnerThatDiedBetweenCreateAndRecordStillHoldsTheLock() throws Exception {
+    String deadClaim = "0123453789abcd0f" + "00112233445566778899aabbccddeeff".substring(16);
+    byte[] deadVerifier = java.util.HexFormat.of().parseHex(deadClaim.substring(0, 16));
+    try (NfsClient c = client()) {
+      c.mkdir("golive", 0755);
+      c.mkdir("golive/dead", 0755);
+      c.createExclusive("golive/dead/4.lock", deadVerifier);
+    }
+    Duration wait = Duration.ofSeconds(2);
+    try (SharedStorage s = SharedStorage.open(NFS.url(), StorageOptions.DEFAULT)) {
+      GoLiveLock lock = new GoLiveLock(s, wait);
+      long t0 = System.nanoTime();
+      GoLiveLock.Outcome o = lock.tryAcquire("dead", 4, new Claimant("host-b", 2, "primary"));
+      assertThat(Duration.ofNanos(System.nanoTime() - t0)).isGreaterThanOrEqualTo(wait);
+      assertThat(o.won()).isFalse();
+      assertThat(o.winner().written()).isFalse();
+      assertThat(o.winner().claimId()).isEqualTo(deadClaim.substring(0, 16));
+      assertThat(o.winner().summary()).contains("taken by claim 0123453789abcd0f, record not written");
+      assertThat(lock.read("dead", 4)).contains(o.winner());
+      GoLiveLock.Outcome again = new GoLiveLock(s, wait).tryAcquire("dead", 4, new Claimant("host-c", 3, "backup"));
+      assertThat(again.won()).isFalse();
+      assertThat(again.winner()).isEqualTo(o.winner());
+    }
+    // Nobody READ the empty file: its times still hold the dead winner's verifier.
+    assertThat(Files.size(NFS.exportDir().resolve("golive/dead/4.lock"))).isZero();
+    assertThat(Files.getLastModifiedTime(NFS.exportDir().resolve("golive/dead/4.lock")).toMillis())
+        .isEqualTo(0x0fcdab89L * 1000);
   }
 }
