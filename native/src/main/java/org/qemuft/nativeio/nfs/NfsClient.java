@@ -250,26 +250,21 @@ public final class NfsClient implements AutoCloseable {
   }
 
   /**
-   * Writes {@code data} into the existing regular file {@code path} from offset 0, sets its
-   * permission bits to {@code mode} first, and commits (COMMIT) before returning. Meant for a file
-   * this client just made with {@link #createExclusive}; it does not truncate.
+   * Sets the permission bits of the existing regular file {@code path} to {@code mode}, then
+   * writes {@code data} into it from offset 0 and commits (COMMIT) before returning. Meant for a
+   * file this client just made with {@link #createExclusive}, which carries no attributes: the
+   * server picks the new file's mode (ganesha 0600, the Linux server 0), so the mode is set by
+   * path before the file is opened for writing, as the kernel's NFS client does after an
+   * exclusive create. Does not truncate.
    */
   public void writeInto(String path, byte[] data, int mode) throws NfsException {
     Lib lib = Lib.get();
     call("write", path, a -> {
+      MemorySegment p = a.allocateFrom(abs(path));
+      check((int) lib.chmod.invokeExact(ctx(), p, mode), "chmod", path);
       MemorySegment fhp = a.allocate(ValueLayout.ADDRESS);
-      check((int) lib.open.invokeExact(ctx(), a.allocateFrom(abs(path)), O_WRONLY | O_NOFOLLOW, fhp), "open", path);
-      MemorySegment fh = fhp.get(ValueLayout.ADDRESS, 0);
-      boolean handedOver = false;
-      try {
-        check((int) lib.fchmod.invokeExact(ctx(), fh, mode), "chmod", path);
-        handedOver = true;
-        writeAndClose(a, fh, data, path);
-      } finally {
-        if (!handedOver) {
-          int ignored = (int) lib.close.invokeExact(ctx(), fh);
-        }
-      }
+      check((int) lib.open.invokeExact(ctx(), p, O_WRONLY | O_NOFOLLOW, fhp), "open", path);
+      writeAndClose(a, fhp.get(ValueLayout.ADDRESS, 0), data, path);
       return null;
     });
   }
@@ -598,7 +593,7 @@ public final class NfsClient implements AutoCloseable {
     final MethodHandle readmax;
     final MethodHandle writemax;
     final MethodHandle fstat64;
-    final MethodHandle fchmod;
+    final MethodHandle chmod;
     final MethodHandle getRpcContext;
     final MethodHandle getFh;
     final MethodHandle rpcNfs3CreateAsync;
@@ -661,7 +656,7 @@ public final class NfsClient implements AutoCloseable {
       readmax = h(nfs, "nfs_get_readmax", FunctionDescriptor.of(l, p));
       writemax = h(nfs, "nfs_get_writemax", FunctionDescriptor.of(l, p));
       fstat64 = h(nfs, "nfs_fstat64", FunctionDescriptor.of(i, p, p, p));
-      fchmod = h(nfs, "nfs_fchmod", FunctionDescriptor.of(i, p, p, i));
+      chmod = h(nfs, "nfs_lchmod", FunctionDescriptor.of(i, p, p, i)); // does not follow a symlink
       // The raw RPC layer (nfsc/libnfs-raw.h, nfsc/libnfs-raw-nfs.h).
       getRpcContext = h(nfs, "nfs_get_rpc_context", FunctionDescriptor.of(p, p));
       getFh = h(nfs, "nfs_get_fh", FunctionDescriptor.of(p, p));
