@@ -107,6 +107,9 @@ public final class GoLiveLock {
     GoLiveRecord mine = claims.computeIfAbsent(new ClaimKey(pairId, epoch, claimant), k ->
         new GoLiveRecord(pairId, epoch, claimant.host(), claimant.pid(), claimant.role(), Instant.now(), newClaimId()));
     byte[] verifier = verifierOf(mine.claimId());
+    // Operators match a loser's "taken by claim <verifier>" against this line.
+    LOG.info("claiming go-live lock {} on {} as {} on {} (pid {}): claim {}", name, storage.describe(),
+        claimant.role(), claimant.host(), claimant.pid(), mine.claimId());
     if (storage.createExclusive(name, verifier, encode(mine))) {
       return new Outcome(true, mine);
     }

@@ -30,8 +30,10 @@ final class Nfs3Layouts {
   static final int EXCLUSIVE = 2;
   /** {@code NFS3_CREATEVERFSIZE}. */
   static final int CREATEVERF_SIZE = 8;
-  /** {@code enum nfsstat3}: NFS3_OK. */
+  /** {@code enum nfsstat3} values used here. */
   static final int NFS3_OK = 0;
+  static final int NFS3ERR_DQUOT = 69;
+  static final int NFS3ERR_NOTSUPP = 10004;
   /** Status values libnfs passes to an {@code rpc_cb} ({@code RPC_STATUS_*} in libnfs-raw.h). */
   static final int RPC_STATUS_SUCCESS = 0;
   static final int RPC_STATUS_ERROR = 1;

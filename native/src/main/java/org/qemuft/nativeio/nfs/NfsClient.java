@@ -236,7 +236,13 @@ public final class NfsClient implements AutoCloseable {
         RawReply r = rawCall(a, "create exclusive", path,
             (rpc, cb, token) -> (int) lib.rpcNfs3CreateAsync.invokeExact(rpc, cb, args, token));
         if (r.nfsStatus != Nfs3Layouts.NFS3_OK) {
-          int errno = Math.abs((int) lib.nfsstat3ToErrno.invokeExact(r.nfsStatus));
+          // libnfs's own mapping, except where it loses the meaning: NOTSUPP (-EINVAL there) and
+          // DQUOT (-ERANGE there).
+          int errno = switch (r.nfsStatus) {
+            case Nfs3Layouts.NFS3ERR_NOTSUPP -> NfsException.ENOTSUP;
+            case Nfs3Layouts.NFS3ERR_DQUOT -> NfsException.EDQUOT;
+            default -> Math.abs((int) lib.nfsstat3ToErrno.invokeExact(r.nfsStatus));
+          };
           MemorySegment str = (MemorySegment) lib.nfsstat3ToStr.invokeExact(r.nfsStatus);
           String status = str.equals(MemorySegment.NULL) ? "status " + r.nfsStatus : str.reinterpret(256).getString(0);
           throw new NfsException(target, "create exclusive", path, errno == 0 ? NfsException.EIO : errno,

@@ -45,6 +45,8 @@ class Nfs3LayoutsTest {
         offset(Nfs3Layouts.CREATE3RES, "CREATE3res_u", "resok", "dir_wcc"));
     java.put("enum.EXCLUSIVE", (long) Nfs3Layouts.EXCLUSIVE);
     java.put("enum.NFS3_OK", (long) Nfs3Layouts.NFS3_OK);
+    java.put("enum.NFS3ERR_DQUOT", (long) Nfs3Layouts.NFS3ERR_DQUOT);
+    java.put("enum.NFS3ERR_NOTSUPP", (long) Nfs3Layouts.NFS3ERR_NOTSUPP);
     java.put("enum.RPC_STATUS_SUCCESS", (long) Nfs3Layouts.RPC_STATUS_SUCCESS);
     java.put("enum.RPC_STATUS_ERROR", (long) Nfs3Layouts.RPC_STATUS_ERROR);
     java.put("enum.RPC_STATUS_CANCEL", (long) Nfs3Layouts.RPC_STATUS_CANCEL);
