@@ -164,6 +164,14 @@ final class DirectoryBackend implements Backend {
         return Optional.of(b.flip().remaining() == b.capacity() ? b.array() : java.util.Arrays.copyOf(b.array(), b.limit()));
       } catch (NoSuchFileException e) {
         return Optional.empty();
+      } catch (AccessDeniedException e) {
+        // A file just made by an exclusive create over NFS may have the server's default mode
+        // (the Linux server: 0) until the kernel client sets it; while empty, nothing to read.
+        Map<String, Object> a = Files.readAttributes(path(name), "unix:mode,size", LinkOption.NOFOLLOW_LINKS);
+        if (((Integer) a.get("mode") & 0170000) == 0100000 && (Long) a.get("size") == 0) {
+          return Optional.of(new byte[0]);
+        }
+        throw e;
       }
     });
   }

@@ -29,6 +29,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>libnfs 4.0 contexts are not thread-safe; this class serialises calls on one context, so it
  * is safe to share, but concurrent callers wait for each other. Use one client per thread for
  * parallelism. Facts about libnfs that matter here are written down in docs/shared-storage.md.
+ *
+ * <p>Most calls use libnfs's file API. {@link #createExclusive} sends its CREATE through libnfs's
+ * raw RPC layer on the same connection (the file API cannot send an EXCLUSIVE create); the C
+ * structs involved are laid out in {@link Nfs3Layouts}.
  */
 public final class NfsClient implements AutoCloseable {
   /** Linux open(2) flags as libnfs expects them. */
@@ -143,7 +147,17 @@ public final class NfsClient implements AutoCloseable {
     Lib lib = Lib.get();
     return call("read", path, a -> {
       MemorySegment fhp = a.allocate(ValueLayout.ADDRESS);
-      check((int) lib.open.invokeExact(ctx(), a.allocateFrom(abs(path)), O_RDONLY | O_NOFOLLOW, fhp), "open", path);
+      MemorySegment p = a.allocateFrom(abs(path));
+      int opened = (int) lib.open.invokeExact(ctx(), p, O_RDONLY | O_NOFOLLOW, fhp);
+      if (opened == -NfsException.EACCES) {
+        // A file just made by createExclusive has the server's default mode (ganesha 0600, the
+        // Linux server 0) until its creator sets one; while it is empty there is nothing to read.
+        MemorySegment st = a.allocate(Nfs3Layouts.NFS_STAT_64);
+        if ((int) lib.lstat64.invokeExact(ctx(), p, st) == 0 && toStat(st).isRegularFile() && toStat(st).size() == 0) {
+          return new byte[0];
+        }
+      }
+      check(opened, "open", path);
       MemorySegment fh = fhp.get(ValueLayout.ADDRESS, 0);
       try {
         // An empty file is not READ: a READ updates the file's atime on the server (relatime), and
