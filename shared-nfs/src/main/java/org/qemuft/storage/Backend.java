@@ -11,8 +11,11 @@ import java.util.Optional;
  */
 interface Backend extends AutoCloseable {
 
-  /** A file's identity and kind. */
-  record Id(long fileId, long links, boolean directory) {}
+  /**
+   * A file's identity, kind, size and times (whole seconds; an empty file made by {@link
+   * #createExclusive} keeps its verifier there, see {@link Verifiers}).
+   */
+  record Id(long fileId, long links, boolean directory, long size, long atimeSeconds, long mtimeSeconds) {}
 
   /** "mounted directory" or "libnfs". */
   String kind();
@@ -25,8 +28,16 @@ interface Backend extends AutoCloseable {
   /** Creates {@code name} with {@code data}, durable before returning; EXISTS if it exists. */
   void createFile(String name, byte[] data) throws Failure;
 
-  /** Makes {@code newName} another name of {@code existing}; EXISTS if {@code newName} exists. */
-  void link(String existing, String newName) throws Failure;
+  /**
+   * The exclusive create with a verifier (NFSv3 CREATE EXCLUSIVE, or its equivalent): creates
+   * {@code name} empty and keeps {@code verifier} with it. Succeeds also when {@code name} exists,
+   * is empty and still holds this verifier (what a server answers to a retransmission); EXISTS
+   * otherwise; NOT_FOUND if the parent directory is missing.
+   */
+  void createExclusive(String name, byte[] verifier) throws Failure;
+
+  /** Writes {@code data} into the existing file {@code name} from offset 0, durable before returning. */
+  void writeInto(String name, byte[] data) throws Failure;
 
   /** Atomically replaces {@code to} by {@code from}. */
   void rename(String from, String to) throws Failure;

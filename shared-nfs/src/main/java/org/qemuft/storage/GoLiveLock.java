@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HexFormat;
@@ -14,37 +15,68 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Pattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The go-live test-and-set of design step 7: per pair and epoch one lock file, {@code
- * golive/PAIR/EPOCH.lock}, created atomically with the winner's record in it. Whoever wants to
- * run alone (the backup that lost its primary, the primary that lost its backup) must win it
- * first; whoever loses halts its VM. Exactly one {@link #tryAcquire} per pair and epoch ever
- * returns {@code won}, and every other caller learns the same winner.
+ * golive/PAIR/EPOCH.lock}. Whoever wants to run alone (the backup that lost its primary, the
+ * primary that lost its backup) must win it first; whoever loses halts its VM. Exactly one {@link
+ * #tryAcquire} per pair and epoch ever returns {@code won}, and every other caller learns the
+ * winner.
+ *
+ * <p>How: the claimant's verifier (the first 8 bytes of its random claim id) goes with an
+ * exclusive create of the lock file ({@link SharedStorage#createExclusive}: NFSv3 CREATE
+ * EXCLUSIVE); the server lets exactly one verifier create the name. The winner then writes its
+ * record (host, pid, role, wall time, claim id) into the file and commits it. A loser reads the
+ * record; if the file is still empty it waits for the record up to the record wait, and if the
+ * winner died before writing it, it still knows the lock is taken and reports the winner's
+ * verifier from the file's attributes ({@link GoLiveRecord#written()} false). The reasoning is
+ * in docs/shared-storage.md.
  *
  * <p>If the storage does not answer, {@link #tryAcquire} keeps trying for the storage's wait limit
  * and then throws {@link StorageUnavailableException}: that is neither winning nor losing. Do not
- * run alone; call again. Calling again is safe: this object claims with the same record for the
- * same pair, epoch and claimant every time, so if an earlier call's claim did reach the server
- * (its reply lost), the later call recognises the record as its own and reports it as won.
- * One claimant is one party: two parties must differ in host, pid or role.
+ * run alone; call again. Calling again is safe: this object claims with the same claim id (and so
+ * the same verifier) for the same pair, epoch and claimant every time, so if an earlier call's
+ * create did reach the server (its reply lost), the later call is told it won. One claimant is
+ * one party: two parties must differ in host, pid or role.
  *
  * <p>Thread-safe.
  */
 public final class GoLiveLock {
+  private static final Logger LOG = LoggerFactory.getLogger(GoLiveLock.class);
   private static final Pattern PAIR = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9._-]{0,63}");
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final SecureRandom RANDOM = new SecureRandom();
   private static final int FORMAT = 1;
+  /** How long a loser waits for the winner's record by default. */
+  public static final Duration DEFAULT_RECORD_WAIT = Duration.ofSeconds(10);
+  private static final long FIRST_PAUSE_NANOS = Duration.ofMillis(5).toNanos();
+  private static final long MAX_PAUSE_NANOS = Duration.ofMillis(200).toNanos();
 
   private final SharedStorage storage;
+  private final Duration recordWait;
   /** The claim record per pair, epoch and claimant, reused by every retry. */
   private final ConcurrentHashMap<ClaimKey, GoLiveRecord> claims = new ConcurrentHashMap<>();
 
   private record ClaimKey(String pairId, long epoch, Claimant claimant) {}
 
+  /** A lock on {@code storage} whose losers wait up to {@link #DEFAULT_RECORD_WAIT} for the winner's record. */
   public GoLiveLock(SharedStorage storage) {
+    this(storage, DEFAULT_RECORD_WAIT);
+  }
+
+  /**
+   * @param recordWait how long a loser that finds the lock file still empty waits for the
+   *     winner's record before it reports the lock as taken by a claim whose record is not
+   *     written (it has lost either way; the wait only decides how much it can tell)
+   */
+  public GoLiveLock(SharedStorage storage, Duration recordWait) {
     this.storage = Objects.requireNonNull(storage, "storage");
+    this.recordWait = Objects.requireNonNull(recordWait, "recordWait");
+    if (recordWait.isNegative()) {
+      throw new IllegalArgumentException("go-live record wait " + recordWait + " must not be negative");
+    }
   }
 
   /** The outcome of one attempt: whether this caller won, and the winner's record either way. */
@@ -63,43 +95,138 @@ public final class GoLiveLock {
    * Tries to win the go-live lock of {@code pairId} at {@code epoch} for {@code claimant}.
    *
    * @return won = true for exactly one call per pair and epoch; the winner's record either way
+   *     (for a loser, possibly one whose record was not written: see {@link GoLiveRecord})
    * @throws StorageUnavailableException if the storage did not answer within its wait limit:
    *     the caller has NOT won and must not run alone
-   * @throws StorageException if the storage refused (permissions, full) or the lock file is not
-   *     a go-live record
+   * @throws StorageException if the storage refused (permissions, full) or the lock file holds
+   *     something that is not a go-live record
    */
   public Outcome tryAcquire(String pairId, long epoch, Claimant claimant) throws StorageException {
     String name = lockName(pairId, epoch);
     Objects.requireNonNull(claimant, "claimant");
-    GoLiveRecord mine = claims.computeIfAbsent(new ClaimKey(pairId, epoch, claimant), k -> {
-      byte[] id = new byte[16];
-      RANDOM.nextBytes(id);
-      return new GoLiveRecord(pairId, epoch, claimant.host(), claimant.pid(), claimant.role(),
-          Instant.now(), HexFormat.of().formatHex(id));
-    });
-    if (storage.createExclusive(name, encode(mine))) {
+    GoLiveRecord mine = claims.computeIfAbsent(new ClaimKey(pairId, epoch, claimant), k ->
+        new GoLiveRecord(pairId, epoch, claimant.host(), claimant.pid(), claimant.role(), Instant.now(), newClaimId()));
+    byte[] verifier = verifierOf(mine.claimId());
+    // Operators match a loser's "taken by claim <verifier>" against this line.
+    LOG.info("claiming go-live lock {} on {} as {} on {} (pid {}): claim {}", name, storage.describe(),
+        claimant.role(), claimant.host(), claimant.pid(), mine.claimId());
+    if (storage.createExclusive(name, verifier, encode(mine))) {
       return new Outcome(true, mine);
     }
-    GoLiveRecord winner = read(pairId, epoch).orElseThrow(() -> new StorageException(storage.describe()
-        + ": go-live lock " + name + " existed a moment ago but cannot be read now; something removed it."
-        + " Never remove the lock of a live epoch; halt and check the storage"));
-    // Our own record: an earlier call of ours won, but its answer was lost (it threw unavailable).
-    return new Outcome(winner.claimId().equals(mine.claimId()), winner);
+    return awaitRecord(name, mine, verifier);
   }
 
-  /** Who won the lock of {@code pairId} at {@code epoch}, if anyone has. */
+  /**
+   * The lock exists and the server did not let our verifier create it (now). Reads the winner's
+   * record, waiting for it while the file is empty. Our own claim shows up here when an earlier
+   * call of ours won but its answer was lost (the record is ours), or when the server answered
+   * EXISTS to our repeated create while racing with our own first one (the file is empty and
+   * holds our verifier: the create is repeated, which now succeeds).
+   */
+  private Outcome awaitRecord(String name, GoLiveRecord mine, byte[] verifier) throws StorageException {
+    long deadline = System.nanoTime() + recordWait.toNanos();
+    long pause = FIRST_PAUSE_NANOS;
+    while (true) {
+      byte[] bytes = storage.read(name).orElseThrow(() -> vanished(name));
+      if (bytes.length > 0) {
+        Optional<GoLiveRecord> r = parse(mine.pairId(), mine.epoch(), name, bytes, System.nanoTime() > deadline);
+        if (r.isPresent()) {
+          return new Outcome(r.get().claimId().equals(mine.claimId()), r.get());
+        }
+        // Not a whole record yet; the winner's single WRITE is normally seen whole or not at all.
+      } else {
+        Optional<byte[]> stored = storage.createVerifier(name);
+        boolean ours = stored.isPresent() && Verifiers.same(stored.get(), verifier);
+        if (ours && storage.createExclusive(name, verifier, encode(mine))) {
+          return new Outcome(true, mine);
+        }
+        if (System.nanoTime() > deadline) {
+          if (ours) {
+            throw new StorageException(storage.describe() + ": go-live lock " + name + " is empty and holds this"
+                + " claimant's own verifier " + Verifiers.hex(verifier) + ", but the server does not let it finish"
+                + " its claim. Neither won nor lost: do not run alone; check the storage, then call again.");
+          }
+          GoLiveRecord taken = GoLiveRecord.unwritten(mine.pairId(), mine.epoch(),
+              stored.map(Verifiers::hex).orElse("unknown"));
+          LOG.warn("go-live lock {} on {}: {}; waited {} ms for the record. This claimant ({}) has lost and must"
+              + " halt.", name, storage.describe(), taken.summary(), recordWait.toMillis(), mine.role());
+          return new Outcome(false, taken);
+        }
+      }
+      sleep(Math.min(pause, Math.max(0, deadline - System.nanoTime())));
+      pause = Math.min(pause * 2, MAX_PAUSE_NANOS);
+    }
+  }
+
+  /**
+   * Who won the lock of {@code pairId} at {@code epoch}, if anyone has. A lock file that is still
+   * empty gives a record with {@code written} false (the lock is taken; see {@link GoLiveRecord}).
+   */
   public Optional<GoLiveRecord> read(String pairId, long epoch) throws StorageException {
     String name = lockName(pairId, epoch);
     Optional<byte[]> bytes = storage.read(name);
     if (bytes.isEmpty()) {
       return Optional.empty();
     }
-    GoLiveRecord r = decode(name, bytes.get());
+    if (bytes.get().length == 0) {
+      return Optional.of(GoLiveRecord.unwritten(pairId, epoch,
+          storage.createVerifier(name).map(Verifiers::hex).orElse("unknown")));
+    }
+    return parse(pairId, epoch, name, bytes.get(), true);
+  }
+
+  /**
+   * The record in {@code bytes}; empty if it does not parse and {@code last} is false (it may be
+   * in the middle of being written); an error if it does not parse and {@code last} is true, or
+   * names another pair or epoch.
+   */
+  private Optional<GoLiveRecord> parse(String pairId, long epoch, String name, byte[] bytes, boolean last)
+      throws StorageException {
+    GoLiveRecord r;
+    try {
+      r = decode(name, bytes);
+    } catch (StorageException e) {
+      if (last) {
+        throw new StorageException(storage.describe() + ": " + e.getMessage(), e);
+      }
+      return Optional.empty();
+    }
     if (!r.pairId().equals(pairId) || r.epoch() != epoch) {
       throw new StorageException(storage.describe() + ": go-live lock " + name + " holds a record for pair "
           + r.pairId() + " epoch " + r.epoch() + "; the file was copied or renamed by hand. Halt and check.");
     }
     return Optional.of(r);
+  }
+
+  private StorageException vanished(String name) {
+    return new StorageException(storage.describe() + ": go-live lock " + name + " existed a moment ago but is"
+        + " gone now; something removed it. Never remove the lock of a live epoch; halt and check the storage");
+  }
+
+  /**
+   * A new claim id: 128 random bits in hex, except that the top two bits of bytes 3 and 7 are
+   * zero, so that its first 8 bytes are a valid verifier (see {@link Verifiers}).
+   */
+  static String newClaimId() {
+    byte[] id = new byte[16];
+    RANDOM.nextBytes(id);
+    id[3] &= 0x3f;
+    id[7] &= 0x3f;
+    return HexFormat.of().formatHex(id);
+  }
+
+  /** The exclusive-create verifier of a claim: the first 8 bytes of its id. */
+  static byte[] verifierOf(String claimId) {
+    return HexFormat.of().parseHex(claimId, 0, 2 * Verifiers.SIZE);
+  }
+
+  private static void sleep(long nanos) throws StorageUnavailableException {
+    try {
+      Thread.sleep(Duration.ofNanos(nanos));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new StorageUnavailableException("interrupted while waiting for the go-live record", e);
+    }
   }
 
   /** The epochs of {@code pairId} that have a lock file, ascending. */

@@ -71,7 +71,8 @@ final class NfsBackend implements Backend {
   public Optional<Id> stat(String name) throws Failure {
     try {
       var st = client().stat(name);
-      return Optional.of(new Id(st.fileId(), st.links(), st.isDirectory()));
+      return Optional.of(new Id(st.fileId(), st.links(), st.isDirectory(), st.size(), st.atimeSeconds(),
+          st.mtimeSeconds()));
     } catch (NfsException e) {
       if (e.errno() == NfsException.ENOENT) {
         return Optional.empty();
@@ -86,8 +87,13 @@ final class NfsBackend implements Backend {
   }
 
   @Override
-  public void link(String existing, String newName) throws Failure {
-    run(() -> client().link(existing, newName));
+  public void createExclusive(String name, byte[] verifier) throws Failure {
+    run(() -> client().createExclusive(name, verifier));
+  }
+
+  @Override
+  public void writeInto(String name, byte[] data) throws Failure {
+    run(() -> client().writeInto(name, data, FILE_MODE));
   }
 
   @Override

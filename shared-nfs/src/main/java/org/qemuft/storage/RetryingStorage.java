@@ -42,44 +42,42 @@ final class RetryingStorage implements SharedStorage {
   }
 
   @Override
-  public boolean createExclusive(String name, byte[] content) throws StorageException {
+  public boolean createExclusive(String name, byte[] verifier, byte[] content) throws StorageException {
     Names.check(name);
+    Verifiers.check(verifier);
     checkSize(name, content);
-    String tag = tag();
-    List<String> claims = new ArrayList<>();
-    try {
-      // 1. The content goes into a claim file nobody else can name: complete before the lock exists.
-      String claim = retry("create", name, () -> {
-        String c = Names.temp(name, "claim", tag + "-" + claims.size());
-        claims.add(c);
-        createWithParents(c, content);
-        return c;
-      });
-      long claimId = retry("stat", claim, () -> backend.stat(claim).orElseThrow(() ->
-          new Failure(Kind.OTHER, "claim file " + claim + " vanished right after it was created"
-              + " (is something deleting files in " + location() + "?)", null))).fileId();
-      // 2. The test-and-set: LINK fails with EEXIST if the name exists, atomically on the server.
-      //    After EEXIST the name's file id tells whether it is our claim (an earlier attempt of
-      //    ours succeeded but its reply was lost) or someone else's.
-      return retry("link", name, () -> {
+    // 1. The test-and-set: an exclusive create with our verifier. A repeat after a lost reply is
+    //    answered as success by the server as long as the file is empty and holds the verifier.
+    // 2. Once the create has succeeded the name is ours for good (lock files are never removed),
+    //    so later attempts only repeat the write, which is idempotent (same bytes, offset 0). Not
+    //    repeating the create matters: our own write ends the verifier, after which the server
+    //    would answer EXISTS to it.
+    boolean[] created = {false};
+    return retry("create exclusive", name, () -> {
+      if (!created[0]) {
         try {
-          backend.link(claim, name);
-          return true;
+          createExclusiveWithParents(name, verifier);
         } catch (Failure f) {
-          if (f.kind() != Kind.EXISTS) {
-            throw f;
+          if (f.kind() == Kind.EXISTS) {
+            return false;
           }
-          Optional<Backend.Id> now = backend.stat(name);
-          if (now.isEmpty()) {
-            throw new Failure(Kind.NO_ANSWER, name + " was reported to exist but is absent now;"
-                + " retrying (is something deleting files in " + location() + "?)", f);
-          }
-          return now.get().fileId() == claimId;
+          throw f;
         }
-      });
-    } finally {
-      removeQuietly(claims);
+        created[0] = true;
+      }
+      backend.writeInto(name, content);
+      return true;
+    });
+  }
+
+  @Override
+  public Optional<byte[]> createVerifier(String name) throws StorageException {
+    Names.check(name);
+    Optional<Backend.Id> id = retry("stat", name, () -> backend.stat(name));
+    if (id.isEmpty() || id.get().directory() || id.get().size() != 0) {
+      return Optional.empty();
     }
+    return Verifiers.fromTimes(id.get().atimeSeconds(), id.get().mtimeSeconds());
   }
 
   @Override
@@ -222,6 +220,20 @@ final class RetryingStorage implements SharedStorage {
         sleep(Math.min(backoff, left));
         backoff = Math.min(backoff * 2, MAX_BACKOFF.toNanos());
       }
+    }
+  }
+
+  /** One exclusive create, creating missing parent directories first if needed. */
+  private void createExclusiveWithParents(String file, byte[] verifier) throws Failure {
+    try {
+      backend.createExclusive(file, verifier);
+    } catch (Failure f) {
+      String parent = Names.parent(file);
+      if (f.kind() != Kind.NOT_FOUND || parent.isEmpty()) {
+        throw f;
+      }
+      mkdirs(parent);
+      backend.createExclusive(file, verifier);
     }
   }
 

@@ -63,18 +63,45 @@ public interface SharedStorage extends AutoCloseable {
   String describe();
 
   /**
-   * The atomic test-and-set: creates {@code name} holding exactly {@code content} if and only if
-   * no file of that name exists, and tells whether this call created it. The content is complete
-   * from the instant the name exists: a reader never sees the name empty or half-written.
-   * Parent directories are created as needed. (How: the content goes into a unique temporary file
-   * first, which is then hard-linked to {@code name}; see docs/shared-storage.md.)
+   * The atomic test-and-set: an exclusive create of {@code name} with {@code verifier} (NFSv3
+   * CREATE EXCLUSIVE on the libnfs backend, open(O_CREAT|O_EXCL) on a mounted directory), and if
+   * that succeeds, {@code content} is written into the new file and committed. The server decides
+   * who creates the name, atomically; there is no check-then-create. Parent directories are
+   * created as needed.
    *
-   * @return true if this call created {@code name}; false if it existed already (made by anyone,
-   *     including an earlier call of this process)
+   * <p>Between the create and the write the file exists and is empty, with the verifier in its
+   * attributes ({@link #createVerifier}); a caller that needs the content must wait for it.
+   *
+   * <p>Repeating a call that got no answer is safe: the server answers a repeated create with the
+   * same verifier as a success while the file is empty and holds it, any other verifier gets
+   * "exists". So a caller that created the name but lost the answer learns it on the repeat, and
+   * nobody else ever does. Once an earlier call's write has landed, the server no longer matches
+   * the verifier and this method returns false; callers that must know compare the content (the
+   * go-live lock compares its claim id).
+   *
+   * @param verifier 8 bytes unique to this claimant (2^-60 chance of two being equal is the only
+   *     way two claimants could both succeed); each half, bytes 0-3 and 4-7 read as little-endian
+   *     numbers, must be below 2^30 so that servers store it intact and it cannot be mistaken for
+   *     a time ({@code IllegalArgumentException} otherwise)
+   * @return true if this verifier created {@code name} and {@code content} is now in it; false if
+   *     the name exists and the server does not match the verifier
    */
-  boolean createExclusive(String name, byte[] content) throws StorageException;
+  boolean createExclusive(String name, byte[] verifier, byte[] content) throws StorageException;
 
-  /** The whole content of {@code name}, or empty if there is no such file. */
+  /**
+   * The verifier of the exclusive create that made {@code name}, as long as the file is still
+   * empty and its times still hold it; empty if the file is absent, has content, or its times are
+   * real times (somebody set them, or the create was not an exclusive one by this library). The
+   * bytes are in the order nfs-ganesha stores them; a Linux kernel server stores the two 4-byte
+   * halves the other way round. Reads attributes only, never the content.
+   */
+  Optional<byte[]> createVerifier(String name) throws StorageException;
+
+  /**
+   * The whole content of {@code name}, or empty if there is no such file. An empty file is
+   * recognised by its attributes and not read (reading would change its access time, which holds
+   * half of an exclusive create's verifier).
+   */
   Optional<byte[]> read(String name) throws StorageException;
 
   /**

@@ -16,6 +16,11 @@ final class FlakyBackend implements Backend {
   /** After losing a reply, go silent (the server died right after doing the work). */
   volatile boolean silentAfterLoss;
   final AtomicInteger calls = new AtomicInteger();
+  /**
+   * Exclusive creates that are carried out but answered EXISTS, as nfs-ganesha can answer a
+   * repeated create that races with the first one (both look the name up before either creates).
+   */
+  final AtomicInteger createsAnsweredExists = new AtomicInteger();
 
   FlakyBackend(Backend real) {
     this.real = real;
@@ -44,8 +49,16 @@ final class FlakyBackend implements Backend {
   @Override public void createFile(String name, byte[] data) throws Failure {
     before(); real.createFile(name, data); after("create");
   }
-  @Override public void link(String existing, String newName) throws Failure {
-    before(); real.link(existing, newName); after("link");
+  @Override public void createExclusive(String name, byte[] verifier) throws Failure {
+    before();
+    real.createExclusive(name, verifier);
+    if (createsAnsweredExists.getAndDecrement() > 0) {
+      throw new Failure(Failure.Kind.EXISTS, "test: create of " + name + " done but answered EXISTS", null);
+    }
+    after("createExclusive");
+  }
+  @Override public void writeInto(String name, byte[] data) throws Failure {
+    before(); real.writeInto(name, data); after("writeInto");
   }
   @Override public void rename(String from, String to) throws Failure {
     before(); real.rename(from, to); after("rename");

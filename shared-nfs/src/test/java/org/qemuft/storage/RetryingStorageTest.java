@@ -16,21 +16,57 @@ class RetryingStorageTest {
 
   @TempDir Path dir;
 
+  /** Two verifiers as GoLiveLock makes them (bytes 3 and 7 below 0x40). */
+  static final byte[] V1 = {1, 2, 3, 4, 5, 6, 7, 8};
+  static final byte[] V2 = {9, 10, 11, 12, 13, 14, 15, 16};
+
   private static byte[] b(String s) {
     return s.getBytes(StandardCharsets.UTF_8);
   }
 
   @Test
-  void createExclusiveCreatesOnceWithItsContentAndLeavesNoTemporaryFiles() throws Exception {
+  void createExclusiveCreatesOnceWithItsContentAndLeavesNothingElse() throws Exception {
     try (SharedStorage s = SharedStorage.open(dir.toString(), FAST)) {
-      assertThat(s.createExclusive("a/b/lock", b("first"))).isTrue();
-      assertThat(s.createExclusive("a/b/lock", b("second"))).isFalse();
+      assertThat(s.createExclusive("a/b/lock", V1, b("first"))).isTrue();
+      assertThat(s.createExclusive("a/b/lock", V2, b("second"))).isFalse();
+      // Once written, the file no longer holds the verifier: its own repeat is told "exists" too.
+      assertThat(s.createExclusive("a/b/lock", V1, b("first"))).isFalse();
       assertThat(s.read("a/b/lock")).hasValueSatisfying(v -> assertThat(v).isEqualTo(b("first")));
       try (var files = Files.list(dir.resolve("a/b"))) {
         assertThat(files.map(p -> p.getFileName().toString())).containsExactly("lock");
       }
-      assertThat(Files.getAttribute(dir.resolve("a/b/lock"), "unix:nlink")).isEqualTo(1);
+      assertThat(s.createVerifier("a/b/lock")).isEmpty();
+      assertThat(s.createVerifier("a/b/none")).isEmpty();
     }
+  }
+
+  @Test
+  void anEmptyExclusiveFileShowsItsVerifierAndTheSameVerifierMayFinishIt() throws Exception {
+    DirectoryBackend backend = new DirectoryBackend(dir, Duration.ofSeconds(2));
+    try (SharedStorage s = new RetryingStorage(backend, FAST)) {
+      backend.createExclusive("lock", V1); // a claimant that stopped right after its create
+      assertThat(s.read("lock")).hasValueSatisfying(v -> assertThat(v).isEmpty());
+      assertThat(s.createVerifier("lock")).hasValueSatisfying(v -> assertThat(v).isEqualTo(V1));
+      // Stamped the way nfs-ganesha stores a verifier: atime = bytes 0-3, mtime = bytes 4-7, little-endian.
+      assertThat(Files.getLastModifiedTime(dir.resolve("lock")).toMillis()).isEqualTo(0x08070605L * 1000);
+      assertThat(s.createExclusive("lock", V2, b("theirs"))).isFalse();
+      assertThat(s.createExclusive("lock", V1, b("mine"))).isTrue();
+      assertThat(s.read("lock")).hasValueSatisfying(v -> assertThat(v).isEqualTo(b("mine")));
+      assertThat(s.createVerifier("lock")).isEmpty();
+    }
+  }
+
+  @Test
+  void verifiersThatServersCannotStoreIntactAreRefused() {
+    try (SharedStorage s = SharedStorage.open(dir.toString(), FAST)) {
+      assertThatThrownBy(() -> s.createExclusive("x", new byte[7], b("x")))
+          .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("8 bytes");
+      byte[] high = V1.clone();
+      high[3] = 0x40;
+      assertThatThrownBy(() -> s.createExclusive("x", high, b("x")))
+          .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("2^30");
+    }
+    assertThat(Files.exists(dir.resolve("x"))).isFalse();
   }
 
   @Test
@@ -90,25 +126,36 @@ class RetryingStorageTest {
   }
 
   @Test
-  void aLinkWhoseReplyWasLostIsStillRecognisedAsWon() throws Exception {
+  void aCreateWhoseReplyWasLostIsStillRecognisedAsCreated() throws Exception {
     FlakyBackend flaky = new FlakyBackend(new DirectoryBackend(dir, Duration.ofSeconds(2)));
-    flaky.loseReplyOf = "link";
+    flaky.loseReplyOf = "createExclusive";
     flaky.repliesToLose.set(1);
     try (SharedStorage s = new RetryingStorage(flaky, FAST)) {
-      assertThat(s.createExclusive("lock", b("mine"))).isTrue();
+      assertThat(s.createExclusive("lock", V1, b("mine"))).isTrue();
       assertThat(s.read("lock")).hasValueSatisfying(v -> assertThat(v).isEqualTo(b("mine")));
     }
   }
 
   @Test
-  void aLinkWhoseReplyWasLostAfterSomeoneElseWonIsStillALoss() throws Exception {
+  void aWriteWhoseReplyWasLostIsRepeatedNotRecreated() throws Exception {
+    FlakyBackend flaky = new FlakyBackend(new DirectoryBackend(dir, Duration.ofSeconds(2)));
+    flaky.loseReplyOf = "writeInto";
+    flaky.repliesToLose.set(2);
+    try (SharedStorage s = new RetryingStorage(flaky, FAST)) {
+      assertThat(s.createExclusive("lock", V1, b("mine"))).isTrue();
+      assertThat(s.read("lock")).hasValueSatisfying(v -> assertThat(v).isEqualTo(b("mine")));
+    }
+  }
+
+  @Test
+  void aCreateWhoseReplyWasLostAfterSomeoneElseWonIsStillALoss() throws Exception {
     FlakyBackend flaky = new FlakyBackend(new DirectoryBackend(dir, Duration.ofSeconds(2)));
     try (SharedStorage other = SharedStorage.open(dir.toString(), FAST);
         SharedStorage s = new RetryingStorage(flaky, FAST)) {
-      assertThat(other.createExclusive("lock", b("theirs"))).isTrue();
-      flaky.loseReplyOf = "link";
+      assertThat(other.createExclusive("lock", V2, b("theirs"))).isTrue();
+      flaky.loseReplyOf = "createExclusive";
       flaky.repliesToLose.set(3);
-      assertThat(s.createExclusive("lock", b("mine"))).isFalse();
+      assertThat(s.createExclusive("lock", V1, b("mine"))).isFalse();
       assertThat(s.read("lock")).hasValueSatisfying(v -> assertThat(v).isEqualTo(b("theirs")));
     }
   }
@@ -137,9 +184,9 @@ class RetryingStorageTest {
     StorageOptions opts = new StorageOptions(Duration.ofSeconds(1), Duration.ofMillis(700));
     try (SharedStorage s = new RetryingStorage(flaky, opts)) {
       long t0 = System.nanoTime();
-      assertThatThrownBy(() -> s.createExclusive("lock", b("x")))
+      assertThatThrownBy(() -> s.createExclusive("lock", V1, b("x")))
           .isInstanceOf(StorageUnavailableException.class)
-          .hasMessageContaining("got no answer").hasMessageContaining("create lock");
+          .hasMessageContaining("got no answer").hasMessageContaining("create exclusive lock");
       assertThat(Duration.ofNanos(System.nanoTime() - t0)).isGreaterThanOrEqualTo(Duration.ofMillis(700));
       assertThat(flaky.calls.get()).isGreaterThan(2);
     }

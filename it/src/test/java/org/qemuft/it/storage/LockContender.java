@@ -13,7 +13,8 @@ import org.qemuft.storage.StorageUnavailableException;
 /**
  * One go-live lock contender in a child JVM, driven over stdin/stdout by the torture tests:
  * {@code ROUND <epoch>} makes it try the lock of that epoch once and print
- * {@code RESULT <epoch> won|lost|unavailable <winner claim id> <winner role>}; {@code QUIT} ends it.
+ * {@code RESULT <epoch> won|lost|unavailable|error <winner claim id> written|unwritten <winner role>}
+ * (for an error, its text instead of the role); {@code QUIT} ends it.
  *
  * <p>Arguments: location pairId role rpcTimeoutMs waitLimitMs.
  */
@@ -52,11 +53,11 @@ public final class LockContender {
     try {
       GoLiveLock.Outcome o = lock.tryAcquire(pair, epoch, me);
       return "RESULT " + epoch + " " + (o.won() ? "won" : "lost") + " " + o.winner().claimId() + " "
-          + o.winner().role();
+          + (o.winner().written() ? "written" : "unwritten") + " " + o.winner().role();
     } catch (StorageUnavailableException e) {
-      return "RESULT " + epoch + " unavailable - -";
+      return "RESULT " + epoch + " unavailable - - -";
     } catch (Exception e) {
-      return "RESULT " + epoch + " error " + e.toString().replace('\n', ' ') + " -";
+      return "RESULT " + epoch + " error - - " + e.toString().replace('\n', ' ');
     }
   }
 }

@@ -30,8 +30,11 @@ class SharedStorageNfsIT {
       s.write("cfg/state.json", b("{\"v\":2}"));
       assertThat(Files.readString(NFS.exportDir().resolve("cfg/state.json"))).isEqualTo("{\"v\":2}");
       assertThat(s.read("cfg/state.json")).hasValueSatisfying(v -> assertThat(v).isEqualTo(b("{\"v\":2}")));
-      assertThat(s.createExclusive("cfg/once", b("a"))).isTrue();
-      assertThat(s.createExclusive("cfg/once", b("b"))).isFalse();
+      byte[] v1 = {1, 2, 3, 4, 5, 6, 7, 8};
+      byte[] v2 = {8, 7, 6, 5, 4, 3, 2, 1};
+      assertThat(s.createExclusive("cfg/once", v1, b("a"))).isTrue();
+      assertThat(s.createExclusive("cfg/once", v2, b("b"))).isFalse();
+      assertThat(s.read("cfg/once")).hasValueSatisfying(v -> assertThat(v).isEqualTo(b("a")));
       assertThat(s.list("cfg")).containsExactly("once", "state.json");
       try (var files = Files.list(NFS.exportDir().resolve("cfg"))) {
         assertThat(files.map(p -> p.getFileName().toString()).sorted()).containsExactly("once", "state.json");

@@ -8,10 +8,14 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -25,26 +29,45 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>libnfs 4.0 contexts are not thread-safe; this class serialises calls on one context, so it
  * is safe to share, but concurrent callers wait for each other. Use one client per thread for
  * parallelism. Facts about libnfs that matter here are written down in docs/shared-storage.md.
+ *
+ * <p>Most calls use libnfs's file API. {@link #createExclusive} sends its CREATE through libnfs's
+ * raw RPC layer on the same connection (the file API cannot send an EXCLUSIVE create); the C
+ * structs involved are laid out in {@link Nfs3Layouts}.
  */
 public final class NfsClient implements AutoCloseable {
   /** Linux open(2) flags as libnfs expects them. */
   private static final int O_RDONLY = 0;
+  private static final int O_WRONLY = 1;
   private static final int O_EXCL = 0200;
   private static final int O_NOFOLLOW = 0400000;
   /** The largest READ/WRITE this client sends, below the server's own maximum. */
   private static final int MAX_CHUNK = 1 << 20;
+  /** poll(2) events. */
+  static final int POLLIN = 0x001;
+  static final int POLLOUT = 0x004;
+  /** How often the raw-RPC loop wakes up to let libnfs expire timed-out RPCs (as libnfs's own sync calls do). */
+  private static final int POLL_MS = 100;
+  /**
+   * Raw RPCs sent by {@link #createExclusive} and not answered yet, by the token passed to libnfs
+   * as the callback's private data. The callback ({@link #onRawReply}) runs inside rpc_service
+   * or nfs_destroy_context and finds its waiter here, or nothing if the waiter gave up.
+   */
+  private static final ConcurrentHashMap<Long, RawReply> PENDING = new ConcurrentHashMap<>();
+  private static final AtomicLong TOKENS = new AtomicLong(1);
 
   private final String server;
   private final String export;
   private final String target;
+  private final long rpcTimeoutMs;
   private final ReentrantLock lock = new ReentrantLock();
   private MemorySegment ctx;
 
-  private NfsClient(String server, String export, MemorySegment ctx) {
+  private NfsClient(String server, String export, MemorySegment ctx, long rpcTimeoutMs) {
     this.server = server;
     this.export = export;
     this.target = "nfs://" + server + export;
     this.ctx = ctx;
+    this.rpcTimeoutMs = rpcTimeoutMs;
   }
 
   /**
@@ -77,7 +100,7 @@ public final class NfsClient implements AutoCloseable {
       throw new NfsException("nfs://" + server + export, "nfs_init_context", "-", NfsException.EFAULT,
           "libnfs could not create a context (out of memory?)");
     }
-    NfsClient c = new NfsClient(server, export, ctx);
+    NfsClient c = new NfsClient(server, export, ctx, ms);
     try (Arena a = Arena.ofConfined()) {
       lib.setTimeout.invokeExact(ctx, (int) ms);
       // Directory listings must always come from the server: another host may have just changed them.
@@ -109,11 +132,9 @@ public final class NfsClient implements AutoCloseable {
   public NfsStat stat(String path) throws NfsException {
     Lib lib = Lib.get();
     return call("stat", path, a -> {
-      MemorySegment st = a.allocate(Lib.STAT64_SIZE, 8);
+      MemorySegment st = a.allocate(Nfs3Layouts.NFS_STAT_64);
       check((int) lib.lstat64.invokeExact(ctx(), a.allocateFrom(abs(path)), st), "stat", path);
-      return new NfsStat(st.get(ValueLayout.JAVA_LONG, 8), (int) st.get(ValueLayout.JAVA_LONG, 16),
-          st.get(ValueLayout.JAVA_LONG, 24), st.get(ValueLayout.JAVA_LONG, 56),
-          st.get(ValueLayout.JAVA_LONG, 88) * 1_000_000_000L + st.get(ValueLayout.JAVA_LONG, 112));
+      return toStat(st);
     });
   }
 
@@ -126,9 +147,26 @@ public final class NfsClient implements AutoCloseable {
     Lib lib = Lib.get();
     return call("read", path, a -> {
       MemorySegment fhp = a.allocate(ValueLayout.ADDRESS);
-      check((int) lib.open.invokeExact(ctx(), a.allocateFrom(abs(path)), O_RDONLY | O_NOFOLLOW, fhp), "open", path);
+      MemorySegment p = a.allocateFrom(abs(path));
+      int opened = (int) lib.open.invokeExact(ctx(), p, O_RDONLY | O_NOFOLLOW, fhp);
+      if (opened == -NfsException.EACCES) {
+        // A file just made by createExclusive has the server's default mode (ganesha 0600, the
+        // Linux server 0) until its creator sets one; while it is empty there is nothing to read.
+        MemorySegment st = a.allocate(Nfs3Layouts.NFS_STAT_64);
+        if ((int) lib.lstat64.invokeExact(ctx(), p, st) == 0 && toStat(st).isRegularFile() && toStat(st).size() == 0) {
+          return new byte[0];
+        }
+      }
+      check(opened, "open", path);
       MemorySegment fh = fhp.get(ValueLayout.ADDRESS, 0);
       try {
+        // An empty file is not READ: a READ updates the file's atime on the server (relatime), and
+        // an empty file made by createExclusive keeps half of its verifier there.
+        MemorySegment st = a.allocate(Nfs3Layouts.NFS_STAT_64);
+        check((int) lib.fstat64.invokeExact(ctx(), fh, st), "stat", path);
+        if (toStat(st).size() == 0) {
+          return new byte[0];
+        }
         int chunk = (int) Math.min(MAX_CHUNK, Math.max(4096, (long) lib.readmax.invokeExact(ctx())));
         MemorySegment buf = a.allocate(chunk);
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
@@ -164,32 +202,119 @@ public final class NfsClient implements AutoCloseable {
       MemorySegment fhp = a.allocate(ValueLayout.ADDRESS);
       check((int) lib.create.invokeExact(ctx(), a.allocateFrom(abs(path)), O_EXCL | O_NOFOLLOW, mode, fhp),
           "create", path);
-      MemorySegment fh = fhp.get(ValueLayout.ADDRESS, 0);
-      boolean closed = false;
+      writeAndClose(a, fhp.get(ValueLayout.ADDRESS, 0), data, path);
+      return null;
+    });
+  }
+
+  /**
+   * NFSv3 CREATE in mode EXCLUSIVE with {@code verifier} (RFC 1813 3.3.8): one RPC, sent through
+   * libnfs's raw API because libnfs's file API only sends GUARDED. The server creates an empty
+   * file and keeps the verifier with it (ganesha and the Linux server in its atime and mtime); a
+   * CREATE EXCLUSIVE of an existing name succeeds only if the file still holds the same verifier,
+   * which makes a retransmission of this call (after a lost reply) succeed again, while any other
+   * verifier gets EEXIST. The file's attributes are left as the server set them: writing to the
+   * file, or setting its times, ends the verifier's life. Facts: docs/shared-storage.md.
+   *
+   * @param verifier 8 bytes
+   * @throws NfsException EEXIST if the name exists and does not hold this verifier; ENOENT if
+   *     the parent directory does not exist; EINTR if the server did not answer in time
+   */
+  public void createExclusive(String path, byte[] verifier) throws NfsException {
+    Objects.requireNonNull(verifier, "verifier");
+    if (verifier.length != Nfs3Layouts.CREATEVERF_SIZE) {
+      throw new IllegalArgumentException("an NFSv3 create verifier has " + Nfs3Layouts.CREATEVERF_SIZE
+          + " bytes, not " + verifier.length);
+    }
+    String abs = abs(path);
+    int slash = abs.lastIndexOf('/');
+    String dir = slash == 0 ? "/" : abs.substring(0, slash);
+    String name = abs.substring(slash + 1);
+    if (name.isEmpty()) {
+      throw new IllegalArgumentException("cannot create '" + path + "': no file name");
+    }
+    Lib lib = Lib.get();
+    call("create exclusive", path, a -> {
+      // The directory's file handle: libnfs looks the path up and hands out its handle.
+      MemorySegment dirp = a.allocate(ValueLayout.ADDRESS);
+      check((int) lib.open.invokeExact(ctx(), a.allocateFrom(dir), O_RDONLY, dirp), "open directory of", path);
+      MemorySegment dirFh = dirp.get(ValueLayout.ADDRESS, 0);
       try {
-        int chunk = (int) Math.min(MAX_CHUNK, Math.max(4096, (long) lib.writemax.invokeExact(ctx())));
-        MemorySegment buf = a.allocate(Math.max(1, Math.min(chunk, data.length)));
-        long off = 0;
-        while (off < data.length) {
-          int len = (int) Math.min(chunk, data.length - off);
-          MemorySegment.copy(data, (int) off, buf, ValueLayout.JAVA_BYTE, 0, len);
-          int n = (int) lib.pwrite.invokeExact(ctx(), fh, off, (long) len, buf);
-          check(n, "write", path);
-          if (n == 0) {
-            throw new NfsException(target, "write", path, NfsException.EIO, "server accepted 0 bytes");
-          }
-          off += n;
+        MemorySegment fh = ((MemorySegment) lib.getFh.invokeExact(dirFh)).reinterpret(Nfs3Layouts.NFS_FH.byteSize());
+        MemorySegment args = a.allocate(Nfs3Layouts.CREATE3ARGS); // zeroed
+        args.set(ValueLayout.JAVA_INT, Nfs3Layouts.ARGS_DIR_LEN, fh.get(ValueLayout.JAVA_INT, Nfs3Layouts.FH_LEN));
+        args.set(ValueLayout.ADDRESS, Nfs3Layouts.ARGS_DIR_VAL, fh.get(ValueLayout.ADDRESS, Nfs3Layouts.FH_VAL));
+        args.set(ValueLayout.ADDRESS, Nfs3Layouts.ARGS_NAME, a.allocateFrom(name));
+        args.set(ValueLayout.JAVA_INT, Nfs3Layouts.ARGS_MODE, Nfs3Layouts.EXCLUSIVE);
+        MemorySegment.copy(verifier, 0, args, ValueLayout.JAVA_BYTE, Nfs3Layouts.ARGS_VERF, verifier.length);
+        RawReply r = rawCall(a, "create exclusive", path,
+            (rpc, cb, token) -> (int) lib.rpcNfs3CreateAsync.invokeExact(rpc, cb, args, token));
+        if (r.nfsStatus != Nfs3Layouts.NFS3_OK) {
+          // libnfs's own mapping, except where it loses the meaning: NOTSUPP (-EINVAL there) and
+          // DQUOT (-ERANGE there).
+          int errno = switch (r.nfsStatus) {
+            case Nfs3Layouts.NFS3ERR_NOTSUPP -> NfsException.ENOTSUP;
+            case Nfs3Layouts.NFS3ERR_DQUOT -> NfsException.EDQUOT;
+            default -> Math.abs((int) lib.nfsstat3ToErrno.invokeExact(r.nfsStatus));
+          };
+          MemorySegment str = (MemorySegment) lib.nfsstat3ToStr.invokeExact(r.nfsStatus);
+          String status = str.equals(MemorySegment.NULL) ? "status " + r.nfsStatus : str.reinterpret(256).getString(0);
+          throw new NfsException(target, "create exclusive", path, errno == 0 ? NfsException.EIO : errno,
+              "NFS: CREATE EXCLUSIVE of " + abs + " failed with " + status + "(" + -errno + ")");
         }
-        check((int) lib.fsync.invokeExact(ctx(), fh), "fsync", path);
-        closed = true;
-        check((int) lib.close.invokeExact(ctx(), fh), "close", path);
       } finally {
-        if (!closed) {
-          int ignored = (int) lib.close.invokeExact(ctx(), fh);
-        }
+        int ignored = (int) lib.close.invokeExact(ctx(), dirFh);
       }
       return null;
     });
+  }
+
+  /**
+   * Sets the permission bits of the existing regular file {@code path} to {@code mode}, then
+   * writes {@code data} into it from offset 0 and commits (COMMIT) before returning. Meant for a
+   * file this client just made with {@link #createExclusive}, which carries no attributes: the
+   * server picks the new file's mode (ganesha 0600, the Linux server 0), so the mode is set by
+   * path before the file is opened for writing, as the kernel's NFS client does after an
+   * exclusive create. Does not truncate.
+   */
+  public void writeInto(String path, byte[] data, int mode) throws NfsException {
+    Lib lib = Lib.get();
+    call("write", path, a -> {
+      MemorySegment p = a.allocateFrom(abs(path));
+      check((int) lib.chmod.invokeExact(ctx(), p, mode), "chmod", path);
+      MemorySegment fhp = a.allocate(ValueLayout.ADDRESS);
+      check((int) lib.open.invokeExact(ctx(), p, O_WRONLY | O_NOFOLLOW, fhp), "open", path);
+      writeAndClose(a, fhp.get(ValueLayout.ADDRESS, 0), data, path);
+      return null;
+    });
+  }
+
+  /** Writes {@code data} from offset 0 of open file {@code fh}, COMMITs and closes it (also on failure). */
+  private void writeAndClose(Arena a, MemorySegment fh, byte[] data, String path) throws Throwable {
+    Lib lib = Lib.get();
+    boolean closed = false;
+    try {
+      int chunk = (int) Math.min(MAX_CHUNK, Math.max(4096, (long) lib.writemax.invokeExact(ctx())));
+      MemorySegment buf = a.allocate(Math.max(1, Math.min(chunk, data.length)));
+      long off = 0;
+      while (off < data.length) {
+        int len = (int) Math.min(chunk, data.length - off);
+        MemorySegment.copy(data, (int) off, buf, ValueLayout.JAVA_BYTE, 0, len);
+        int n = (int) lib.pwrite.invokeExact(ctx(), fh, off, (long) len, buf);
+        check(n, "write", path);
+        if (n == 0) {
+          throw new NfsException(target, "write", path, NfsException.EIO, "server accepted 0 bytes");
+        }
+        off += n;
+      }
+      check((int) lib.fsync.invokeExact(ctx(), fh), "fsync", path);
+      closed = true;
+      check((int) lib.close.invokeExact(ctx(), fh), "close", path);
+    } finally {
+      if (!closed) {
+        int ignored = (int) lib.close.invokeExact(ctx(), fh);
+      }
+    }
   }
 
   /** Hard link: {@code newPath} becomes another name of {@code existing} (NFSv3 LINK; EEXIST if taken). */
@@ -337,10 +462,127 @@ public final class NfsClient implements AutoCloseable {
     return path.startsWith("/") ? path : "/" + path;
   }
 
+  private static NfsStat toStat(MemorySegment st) {
+    long sec = 1_000_000_000L;
+    return new NfsStat(
+        st.get(ValueLayout.JAVA_LONG, Nfs3Layouts.offset(Nfs3Layouts.NFS_STAT_64, "nfs_ino")),
+        (int) st.get(ValueLayout.JAVA_LONG, Nfs3Layouts.offset(Nfs3Layouts.NFS_STAT_64, "nfs_mode")),
+        st.get(ValueLayout.JAVA_LONG, Nfs3Layouts.offset(Nfs3Layouts.NFS_STAT_64, "nfs_nlink")),
+        st.get(ValueLayout.JAVA_LONG, Nfs3Layouts.offset(Nfs3Layouts.NFS_STAT_64, "nfs_size")),
+        st.get(ValueLayout.JAVA_LONG, Nfs3Layouts.offset(Nfs3Layouts.NFS_STAT_64, "nfs_atime")) * sec
+            + st.get(ValueLayout.JAVA_LONG, Nfs3Layouts.offset(Nfs3Layouts.NFS_STAT_64, "nfs_atime_nsec")),
+        st.get(ValueLayout.JAVA_LONG, Nfs3Layouts.offset(Nfs3Layouts.NFS_STAT_64, "nfs_mtime")) * sec
+            + st.get(ValueLayout.JAVA_LONG, Nfs3Layouts.offset(Nfs3Layouts.NFS_STAT_64, "nfs_mtime_nsec")));
+  }
+
+  // ---- raw RPCs through libnfs's service loop -----------------------------------------------
+
+  /** What the callback of one raw RPC reported. Written by {@link #onRawReply}, read after it set done. */
+  private static final class RawReply {
+    volatile boolean done;
+    volatile int rpcStatus = -1;
+    volatile int nfsStatus = -1;
+    volatile String error = "";
+  }
+
+  /** Queues one raw RPC: {@code rpc_nfs3_*_async(rpc, cb, args, private_data)}, 0 if queued. */
+  @FunctionalInterface
+  private interface RawSend {
+    int send(MemorySegment rpc, MemorySegment callback, MemorySegment token) throws Throwable;
+  }
+
+  /**
+   * Sends one raw NFSv3 RPC on this client's connection and runs libnfs's service loop (poll on
+   * its socket, rpc_service) until the reply's callback has run. libnfs expires the RPC after this
+   * client's RPC timeout (its callback then reports RPC_STATUS_TIMEOUT); a deadline one second
+   * later stops the loop regardless. Returns a reply whose nfsStatus is the NFS status the server
+   * answered; throws if there was no answer (EINTR on timeout, EIO on a broken connection, EFAULT
+   * on an RPC-level error), as libnfs's own calls do.
+   */
+  private RawReply rawCall(Arena a, String op, String path, RawSend send) throws Throwable {
+    Lib lib = Lib.get();
+    MemorySegment rpc = (MemorySegment) lib.getRpcContext.invokeExact(ctx());
+    RawReply r = new RawReply();
+    long token = TOKENS.getAndIncrement();
+    PENDING.put(token, r);
+    try {
+      int queued = send.send(rpc, lib.rawCallback, MemorySegment.ofAddress(token));
+      if (queued != 0) {
+        throw new NfsException(target, op, path, NfsException.EFAULT, "libnfs could not queue the RPC: " + rpcError(rpc));
+      }
+      MemorySegment pfd = a.allocate(Nfs3Layouts.POLLFD);
+      long deadline = System.nanoTime() + (rpcTimeoutMs + 1000) * 1_000_000L;
+      while (!r.done) {
+        int fd = (int) lib.rpcGetFd.invokeExact(rpc);
+        if (fd < 0) {
+          throw new NfsException(target, op, path, NfsException.EIO, "the connection to the server is closed");
+        }
+        pfd.set(ValueLayout.JAVA_INT, Nfs3Layouts.POLL_FD, fd);
+        pfd.set(ValueLayout.JAVA_SHORT, Nfs3Layouts.POLL_EVENTS, (short) (int) lib.rpcWhichEvents.invokeExact(rpc));
+        pfd.set(ValueLayout.JAVA_SHORT, Nfs3Layouts.POLL_REVENTS, (short) 0);
+        int n = (int) lib.poll.invokeExact(pfd, 1L, POLL_MS);
+        // n < 0: poll was interrupted (EINTR); let rpc_service just expire timed-out RPCs.
+        int revents = n > 0 ? pfd.get(ValueLayout.JAVA_SHORT, Nfs3Layouts.POLL_REVENTS) & 0xffff : 0;
+        int serviced = (int) lib.rpcService.invokeExact(rpc, revents);
+        if (serviced < 0 && !r.done) {
+          throw new NfsException(target, op, path, NfsException.EIO, "rpc_service failed: " + rpcError(rpc));
+        }
+        if (!r.done && System.nanoTime() > deadline) {
+          throw new NfsException(target, op, path, NfsException.EINTR,
+              "no reply within " + (rpcTimeoutMs + 1000) + " ms: Command timed out");
+        }
+      }
+    } finally {
+      PENDING.remove(token);
+    }
+    return switch (r.rpcStatus) {
+      case Nfs3Layouts.RPC_STATUS_SUCCESS -> r;
+      case Nfs3Layouts.RPC_STATUS_TIMEOUT -> throw new NfsException(target, op, path, NfsException.EINTR,
+          "no reply within " + rpcTimeoutMs + " ms: Command timed out");
+      case Nfs3Layouts.RPC_STATUS_CANCEL -> throw new NfsException(target, op, path, NfsException.EIO,
+          "the RPC was cancelled (connection closed)");
+      default -> throw new NfsException(target, op, path, NfsException.EFAULT, "RPC error: "
+          + (r.error.isEmpty() ? rpcError(rpc) : r.error));
+    };
+  }
+
+  private static String rpcError(MemorySegment rpc) {
+    try {
+      MemorySegment s = (MemorySegment) Lib.get().rpcGetError.invokeExact(rpc);
+      return s.equals(MemorySegment.NULL) ? "" : s.reinterpret(4096).getString(0);
+    } catch (Throwable t) {
+      return "";
+    }
+  }
+
+  /**
+   * The {@code rpc_cb} of every raw RPC: {@code void (struct rpc_context *, int status, void *data,
+   * void *private_data)}. Runs inside rpc_service on the calling thread, or inside
+   * nfs_destroy_context (status CANCEL) for RPCs nobody waits for any more. {@code data} is the
+   * decoded result on success (every NFSv3 result starts with its nfsstat3), the error text on
+   * RPC_STATUS_ERROR. Nothing may escape an upcall: an exception here would end the JVM.
+   */
+  private static void onRawReply(MemorySegment rpc, int status, MemorySegment data, MemorySegment privateData) {
+    try {
+      RawReply r = PENDING.remove(privateData.address());
+      if (r == null) {
+        return;
+      }
+      r.rpcStatus = status;
+      if (status == Nfs3Layouts.RPC_STATUS_SUCCESS && !data.equals(MemorySegment.NULL)) {
+        r.nfsStatus = data.reinterpret(Nfs3Layouts.CREATE3RES.byteSize())
+            .get(ValueLayout.JAVA_INT, Nfs3Layouts.RES_STATUS);
+      } else if (status == Nfs3Layouts.RPC_STATUS_ERROR && !data.equals(MemorySegment.NULL)) {
+        r.error = data.reinterpret(1024).getString(0);
+      }
+      r.done = true;
+    } catch (Throwable t) {
+      // leave r undone: the waiter times out and reports no answer
+    }
+  }
+
   /** The downcall handles, bound once on first use. */
   private static final class Lib {
-    /** sizeof(struct nfs_stat_64): 17 uint64_t. */
-    static final long STAT64_SIZE = 17 * 8;
     /** struct nfsdirent starts {next, name, inode, ...}: only the first fields are read. */
     static final long DIRENT_PREFIX = 24;
     static final AddressLayout C_STRING = ValueLayout.ADDRESS;
@@ -370,6 +612,20 @@ public final class NfsClient implements AutoCloseable {
     final MethodHandle closedir;
     final MethodHandle readmax;
     final MethodHandle writemax;
+    final MethodHandle fstat64;
+    final MethodHandle chmod;
+    final MethodHandle getRpcContext;
+    final MethodHandle getFh;
+    final MethodHandle rpcNfs3CreateAsync;
+    final MethodHandle rpcGetFd;
+    final MethodHandle rpcWhichEvents;
+    final MethodHandle rpcService;
+    final MethodHandle rpcGetError;
+    final MethodHandle nfsstat3ToErrno;
+    final MethodHandle nfsstat3ToStr;
+    final MethodHandle poll;
+    /** The rpc_cb function pointer of every raw RPC: {@link NfsClient#onRawReply}. */
+    final MemorySegment rawCallback;
 
     static Lib get() {
       Lib l = instance;
@@ -419,6 +675,28 @@ public final class NfsClient implements AutoCloseable {
       closedir = h(nfs, "nfs_closedir", FunctionDescriptor.ofVoid(p, p));
       readmax = h(nfs, "nfs_get_readmax", FunctionDescriptor.of(l, p));
       writemax = h(nfs, "nfs_get_writemax", FunctionDescriptor.of(l, p));
+      fstat64 = h(nfs, "nfs_fstat64", FunctionDescriptor.of(i, p, p, p));
+      chmod = h(nfs, "nfs_lchmod", FunctionDescriptor.of(i, p, p, i)); // does not follow a symlink
+      // The raw RPC layer (nfsc/libnfs-raw.h, nfsc/libnfs-raw-nfs.h).
+      getRpcContext = h(nfs, "nfs_get_rpc_context", FunctionDescriptor.of(p, p));
+      getFh = h(nfs, "nfs_get_fh", FunctionDescriptor.of(p, p));
+      rpcNfs3CreateAsync = h(nfs, "rpc_nfs3_create_async", FunctionDescriptor.of(i, p, p, p, p));
+      rpcGetFd = h(nfs, "rpc_get_fd", FunctionDescriptor.of(i, p));
+      rpcWhichEvents = h(nfs, "rpc_which_events", FunctionDescriptor.of(i, p));
+      rpcService = h(nfs, "rpc_service", FunctionDescriptor.of(i, p, i));
+      rpcGetError = h(nfs, "rpc_get_error", FunctionDescriptor.of(p, p));
+      nfsstat3ToErrno = h(nfs, "nfsstat3_to_errno", FunctionDescriptor.of(i, i));
+      nfsstat3ToStr = h(nfs, "nfsstat3_to_str", FunctionDescriptor.of(p, i));
+      Linker linker = Linker.nativeLinker();
+      poll = linker.downcallHandle(linker.defaultLookup().find("poll").orElseThrow(
+          () -> new IllegalStateException("the C library has no poll()")), FunctionDescriptor.of(i, p, l, i));
+      try {
+        MethodHandle cb = MethodHandles.lookup().findStatic(NfsClient.class, "onRawReply",
+            MethodType.methodType(void.class, MemorySegment.class, int.class, MemorySegment.class, MemorySegment.class));
+        rawCallback = linker.upcallStub(cb, FunctionDescriptor.ofVoid(p, i, p, p), Arena.global());
+      } catch (ReflectiveOperationException e) {
+        throw new IllegalStateException("cannot bind the libnfs RPC callback", e);
+      }
     }
 
     private static MethodHandle h(SymbolLookup lib, String name, FunctionDescriptor fd) {

@@ -19,6 +19,7 @@ public final class NfsException extends IOException {
   public static final int ENOENT = 2;
   public static final int EINTR = 4;
   public static final int EIO = 5;
+  public static final int EAGAIN = 11;
   public static final int EACCES = 13;
   public static final int EFAULT = 14;
   public static final int EEXIST = 17;
@@ -32,23 +33,24 @@ public final class NfsException extends IOException {
   public static final int EMLINK = 31;
   public static final int ENAMETOOLONG = 36;
   public static final int ENOTEMPTY = 39;
+  public static final int ENOTSUP = 95;
   public static final int ETIMEDOUT = 110;
   public static final int ESTALE = 116;
   public static final int EDQUOT = 122;
 
   private static final Map<Integer, String> NAMES = Map.ofEntries(
       Map.entry(EPERM, "EPERM"), Map.entry(ENOENT, "ENOENT"), Map.entry(EINTR, "EINTR"),
-      Map.entry(EIO, "EIO"), Map.entry(EACCES, "EACCES"), Map.entry(EFAULT, "EFAULT"),
+      Map.entry(EIO, "EIO"), Map.entry(EAGAIN, "EAGAIN"), Map.entry(EACCES, "EACCES"), Map.entry(EFAULT, "EFAULT"),
       Map.entry(EEXIST, "EEXIST"), Map.entry(EXDEV, "EXDEV"), Map.entry(ENOTDIR, "ENOTDIR"),
       Map.entry(EISDIR, "EISDIR"), Map.entry(EINVAL, "EINVAL"), Map.entry(EFBIG, "EFBIG"),
       Map.entry(ENOSPC, "ENOSPC"), Map.entry(EROFS, "EROFS"), Map.entry(EMLINK, "EMLINK"),
-      Map.entry(ENAMETOOLONG, "ENAMETOOLONG"), Map.entry(ENOTEMPTY, "ENOTEMPTY"),
+      Map.entry(ENAMETOOLONG, "ENAMETOOLONG"), Map.entry(ENOTEMPTY, "ENOTEMPTY"), Map.entry(ENOTSUP, "ENOTSUP"),
       Map.entry(ETIMEDOUT, "ETIMEDOUT"), Map.entry(ESTALE, "ESTALE"), Map.entry(EDQUOT, "EDQUOT"));
 
   /** Errnos that libnfs derives from an NFS status the server sent: a definite answer. */
   private static final java.util.Set<Integer> ANSWERS = java.util.Set.of(EPERM, ENOENT, EACCES,
       EEXIST, EXDEV, ENOTDIR, EISDIR, EINVAL, EFBIG, ENOSPC, EROFS, EMLINK, ENAMETOOLONG,
-      ENOTEMPTY, EDQUOT);
+      ENOTEMPTY, ENOTSUP, EDQUOT);
 
   private final String target;
   private final String operation;
@@ -114,6 +116,9 @@ public final class NfsException extends IOException {
           + " is the NFS server up and reachable?";
       case EFAULT -> " - the RPC connection failed; is the NFS server up and reachable?";
       case EACCES, EPERM -> " - check the export's access list and squash settings";
+      case ENOTSUP -> " - the server does not support this operation (an NFSv3 EXCLUSIVE create needs a"
+          + " server that keeps create verifiers, such as nfs-ganesha or the Linux kernel server)";
+      case EAGAIN -> " - the server asked to try again later (NFS3ERR_JUKEBOX)";
       default -> "";
     };
   }
