@@ -53,9 +53,10 @@ public final class QemuLaunch {
      * ACPI tables the guest then skips probing the absent PS/2 controller, which it does with
      * busy-wait delays on {@code pc}); the RTC on the VM clock ({@code -rtc clock=vm}: no host-clock
      * timers, so no host-clock checkpoints in the log); and guest kernel options that skip the
-     * boot-time calibrations that spin on PAUSE for ~300 ms of guest time ({@code no_timer_check
-     * pmtmr=0 noapictimer}: the guest ticks on the PIT and keeps time with the TSC, which under
-     * icount is the instruction count).
+     * boot-time checks and calibrations that busy-wait with PAUSE, each iteration of which ends a
+     * pass of the vCPU loop and logs two events ({@code no_timer_check pmtmr=0 noapictimer}: the
+     * guest ticks on the PIT and keeps time with the TSC, which under icount is the instruction
+     * count).
      */
     REPLAY_FRIENDLY,
     /**
