@@ -3,6 +3,7 @@
  *
  *   ftguest serve [-p PORT] [-d FILE]   the test service (TCP, default port 7000)
  *   ftguest work MIB                    the CPU-bound benchmark workload
+ *   ftguest diskwrite DIR MIB           the disk workload (see below)
  *
  * The service keeps an ordered, append-only sequence of client operations. Requests are lines:
  *
@@ -23,6 +24,11 @@
  * The workload generates MIB mebibytes of pseudo-random data in memory, checksums them, prints
  * the checksum and the guest's elapsed time (CLOCK_MONOTONIC), and returns. Progress lines
  * every 32 MiB carry the guest's clock, so clock continuity can be checked mid-run.
+ *
+ * The disk workload counts its runs in DIR/runs (read, add one, write, fsync: a run that starts
+ * from a restored snapshot counts the same number again), then writes MIB MiB of pseudo-random
+ * data to DIR/blob in 1 MiB writes and fsyncs it, timing that (CLOCK_MONOTONIC), drops the page
+ * cache, reads the file back and prints its checksum.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -568,6 +574,90 @@ static int work(uint64_t mib)
     return 0;
 }
 
+/* ---------------------------------------------------------------- the disk workload */
+
+static int diskwrite(const char *dir, uint64_t mib)
+{
+    enum { WORDS = (1 << 20) / sizeof(uint64_t) };
+    static uint64_t buf[WORDS];
+    char path[512];
+
+    snprintf(path, sizeof path, "%s/runs", dir);
+    long runs = 0;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%ld", &runs) != 1) {
+            runs = 0;
+        }
+        fclose(f);
+    }
+    runs++;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        die("diskwrite: open %s: %s", path, strerror(errno));
+    }
+    char num[32];
+    int n = snprintf(num, sizeof num, "%ld\n", runs);
+    write_all(fd, num, (size_t)n);
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        die("diskwrite: fsync %s: %s", path, strerror(errno));
+    }
+    printf("QEMUFT-DISKWRITE-RUN run=%ld\n", runs);
+    fflush(stdout);
+
+    snprintf(path, sizeof path, "%s/blob", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        die("diskwrite: open %s: %s", path, strerror(errno));
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    int64_t t0 = now_ns();
+    for (uint64_t m = 0; m < mib; m++) {
+        for (size_t i = 0; i < WORDS; i++) {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            buf[i] = x * 0x2545f4914f6cdd1dULL;
+        }
+        write_all(fd, (const char *)buf, sizeof buf);
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        die("diskwrite: fsync %s: %s", path, strerror(errno));
+    }
+    double write_ms = (double)(now_ns() - t0) / 1e6;
+
+    int dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
+    if (dc >= 0) {
+        write_all(dc, "3\n", 2);
+        close(dc);
+    }
+    fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        die("diskwrite: open %s: %s", path, strerror(errno));
+    }
+    uint64_t sum = 0xcbf29ce484222325ULL;
+    ssize_t got;
+    uint64_t total = 0;
+    while ((got = read(fd, buf, sizeof buf)) > 0) {
+        for (size_t i = 0; i < (size_t)got / sizeof(uint64_t); i++) {
+            sum = (sum ^ buf[i]) * 0x100000001b3ULL;
+            sum ^= sum >> 29;
+        }
+        total += (uint64_t)got;
+    }
+    if (got < 0) {
+        die("diskwrite: read %s: %s", path, strerror(errno));
+    }
+    close(fd);
+    if (total != mib << 20) {
+        die("diskwrite: read back %" PRIu64 " bytes of %s, wrote %" PRIu64, total, path, mib << 20);
+    }
+    printf("QEMUFT-DISKWRITE-DONE run=%ld mib=%" PRIu64 " checksum=%016" PRIx64 " write_ms=%.3f\n",
+           runs, mib, sum, write_ms);
+    fflush(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "serve") == 0) {
@@ -589,6 +679,9 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "work") == 0 && parse_u64(argv[2], &mib) && mib > 0) {
         return work(mib);
     }
-    die("usage: ftguest serve [-p PORT] [-d FILE] | ftguest work MIB");
+    if (argc == 4 && strcmp(argv[1], "diskwrite") == 0 && parse_u64(argv[3], &mib) && mib > 0) {
+        return diskwrite(argv[2], mib);
+    }
+    die("usage: ftguest serve [-p PORT] [-d FILE] | ftguest work MIB | ftguest diskwrite DIR MIB");
     return 2;
 }

@@ -220,11 +220,12 @@ public final class QemuLaunch {
     }
     for (int i = 0; i < spec.disks().size(); i++) {
       String img = opt(spec.disks().get(i).location());
+      String format = spec.disks().get(i).format();
       if (rr) {
-        cmd.addAll(List.of("-drive", "file=" + img + ",if=none,id=disk" + i + "-img,format=qcow2"));
+        cmd.addAll(List.of("-drive", "file=" + img + ",if=none,id=disk" + i + "-img,format=" + format));
         cmd.addAll(List.of("-drive", "driver=blkreplay,if=none,image=disk" + i + "-img,id=disk" + i));
       } else {
-        cmd.addAll(List.of("-drive", "file=" + img + ",if=none,id=disk" + i + ",format=qcow2"));
+        cmd.addAll(List.of("-drive", "file=" + img + ",if=none,id=disk" + i + ",format=" + format));
       }
       cmd.addAll(List.of("-device", "virtio-blk-pci,drive=disk" + i));
     }

@@ -31,14 +31,28 @@ public record VmSpec(
   private static final Pattern ICOUNT_RR = Pattern.compile("(^|,)\\s*rr(file|snapshot)?\\s*=");
 
   /**
-   * A guest disk: a qcow2 image QEMU opens by location (a local path or an {@code nfs://} URL).
+   * A guest disk: an image QEMU opens by location (a local path, an {@code nfs://} URL, or an
+   * {@code nbd:unix:SOCKET} export) in the given format ({@code qcow2} or {@code raw}).
+   *
+   * <p>Under record/replay, QEMU 7.2 cannot replay a disk opened through its own {@code nfs://}
+   * driver (see docs/shared-storage.md): serve such images through qemu-nbd instead
+   * ({@code org.qemuft.storage.NbdExport}), which is a raw disk at an {@code nbd:} location.
    */
-  public record Disk(String location) {
+  public record Disk(String location, String format) {
     public Disk {
       Objects.requireNonNull(location, "disk location");
+      Objects.requireNonNull(format, "disk format");
       if (location.isBlank()) {
         throw new IllegalArgumentException("disk location is empty");
       }
+      if (!format.equals("qcow2") && !format.equals("raw")) {
+        throw new IllegalArgumentException("disk format '" + format + "' must be qcow2 or raw");
+      }
+    }
+
+    /** A qcow2 image. */
+    public Disk(String location) {
+      this(location, "qcow2");
     }
   }
 
