@@ -170,17 +170,20 @@ class GoLiveIT {
   }
 
   /**
-   * Waits until the replaying QEMU has consumed what it was fed: its busiest thread (the vCPU)
-   * gains no CPU time for 300 ms. Then the stop latency measured next is the stop's alone, not
-   * the replay of a backlog.
+   * Waits until the replaying QEMU has consumed what it was fed: its busiest thread (the vCPU) is
+   * asleep (blocked reading the log, not waiting for a CPU) and gains no CPU time for 300 ms. Then
+   * the stop latency measured next is the stop's alone, not the replay of a backlog.
    */
   private static void awaitStarving(long pid) throws IOException, InterruptedException {
     long deadline = System.nanoTime() + T.toNanos();
     long last = -1;
     long stillSince = System.nanoTime();
     while (System.nanoTime() < deadline) {
-      long cpu = busiestThreadCpu(pid);
-      if (cpu != last) {
+      Path vcpu = busiestThread(pid);
+      long cpu = Long.parseLong(Files.readString(vcpu.resolve("schedstat")).trim().split("\\s+")[0]);
+      String stat = Files.readString(vcpu.resolve("stat"));
+      boolean asleep = stat.substring(stat.lastIndexOf(')') + 2).startsWith("S");
+      if (cpu != last || !asleep) {
         last = cpu;
         stillSince = System.nanoTime();
       } else if (System.nanoTime() - stillSince > 300_000_000L) {
@@ -191,18 +194,27 @@ class GoLiveIT {
     throw new AssertionError("the backup (pid " + pid + ") was still replaying after " + T);
   }
 
-  private static long busiestThreadCpu(long pid) throws IOException {
-    long max = 0;
+  /** /proc/PID/task/TID of the thread with the most CPU time. */
+  private static Path busiestThread(long pid) throws IOException {
+    Path best = null;
+    long max = -1;
     try (Stream<Path> tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
       for (Path t : tasks.toList()) {
         try {
-          max = Math.max(max, Long.parseLong(Files.readString(t.resolve("schedstat")).trim().split("\\s+")[0]));
+          long cpu = Long.parseLong(Files.readString(t.resolve("schedstat")).trim().split("\\s+")[0]);
+          if (cpu > max) {
+            max = cpu;
+            best = t;
+          }
         } catch (IOException e) {
           // a thread that ended meanwhile
         }
       }
     }
-    return max;
+    if (best == null) {
+      throw new IOException("QEMU (pid " + pid + ") has no threads left in /proc");
+    }
+    return best;
   }
 
   private static void run(String... cmd) throws IOException, InterruptedException {
