@@ -37,20 +37,20 @@ public final class RingCopier implements AutoCloseable {
   private volatile Throwable failure;
   private volatile long copied;
 
-  /** Bytes taken from the source so far. */
+  /** Bytes taken from the source and delivered (whole events) so far. */
   public long copied() {
     return copied;
   }
 
   /**
-   * Starts copying {@code source} into {@code target}. With {@code closeAtEnd}, the target's
-   * writer is closed once the source's writer has closed and everything is copied; with
-   * {@code capture}, the bytes are also kept (see {@link #captured()}).
+   * Starts copying {@code source} into {@code target} (null: only drain and capture). With
+   * {@code closeAtEnd}, the target's writer is closed once the source's writer has closed and
+   * everything is copied; with {@code capture}, the bytes are also kept (see {@link #captured()}).
    */
   public RingCopier(LogRing source, LogRing target, boolean closeAtEnd, boolean capture) {
     this.source = source;
     this.target = target;
-    this.feed = new ReplayFeed(target);
+    this.feed = target == null ? null : new ReplayFeed(target);
     this.closeAtEnd = closeAtEnd;
     this.capture = capture ? new ByteArrayOutputStream() : null;
     this.thread = Thread.ofPlatform().daemon().name("qft-ring-copier").start(this::run);
@@ -77,7 +77,7 @@ public final class RingCopier implements AutoCloseable {
         }
         int n = source.read(buf, 0, buf.length);
         if (n < 0) {
-          if (closeAtEnd) {
+          if (closeAtEnd && target != null) {
             target.closeWriter();
           }
           return;
@@ -88,11 +88,11 @@ public final class RingCopier implements AutoCloseable {
             capture.write(buf, 0, n);
           }
         }
-        boolean in = feed.feed(buf, 0, n, Duration.ofSeconds(1));
-        copied += n;
+        boolean in = feed == null || feed.feed(buf, 0, n, Duration.ofSeconds(1));
         while (!in && !stop) {
           in = feed.flush(Duration.ofSeconds(1)); // the backup is behind: wait for room
         }
+        copied += n;
       }
     } catch (Throwable t) {
       failure = t;
@@ -176,6 +176,24 @@ public final class RingCopier implements AutoCloseable {
       throw new AssertionError("the log copy did not end within " + timeout + " (" + source + " -> "
           + target + ", " + feed + ")");
     }
+    rethrow();
+  }
+
+  /** Waits until everything written to the source so far is copied (the source may go on). */
+  public void awaitDrained(Duration timeout) throws Exception {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (copied != source.writePosition()) {
+      rethrow();
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("the log copy did not drain within " + timeout + " (" + source
+            + " -> " + target + ", " + feed + ")");
+      }
+      Thread.sleep(20);
+    }
+    rethrow();
+  }
+
+  private void rethrow() throws Exception {
     if (failure instanceof Exception e) {
       throw e;
     }
