@@ -22,13 +22,24 @@ final class LogReceiver implements ChannelListener {
   private static final Logger LOG = LoggerFactory.getLogger(LogReceiver.class);
   private static final int FEED_CHUNK = 64 * 1024;
   private static final Duration FEED_WAIT = Duration.ofMillis(100);
+  private static final byte[] END = {(byte) org.qemuft.replaylog.ReplayEventKind.END.code()};
 
   private final LogWindow buffer;
+  /**
+   * (event end, icount) after each INSTRUCTION event received and not yet replayed, so that the
+   * backup's instruction count is known from how far its QEMU has read, without asking QEMU: a
+   * replaying QEMU that waits for log answers no QMP command (docs/go-live.md).
+   */
+  private final java.util.ArrayDeque<long[]> icountTrail = new java.util.ArrayDeque<>();
+  private final org.qemuft.replaylog.ReplayLogScanner scanner;
+  private long replayedIcount;
+  private volatile long powerOffEnd = -1;
+  private volatile long powerOffIcount = -1;
+  private boolean endFed;
   private final ReplayFeed feed;
   private final LogRing ring;
   private final byte[] chunk = new byte[FEED_CHUNK];
   private volatile LogChannel channel;
-  private volatile long replayIcount;
   private volatile long logFrames;
   private volatile String failure;
   private volatile boolean stopping;
@@ -42,6 +53,15 @@ final class LogReceiver implements ChannelListener {
     this.feed = feed;
     this.ring = ring;
     this.buffer = new LogWindow(bufferBytes, ring.writePosition());
+    this.scanner = org.qemuft.replaylog.ReplayLogScanner.forStream((kind, start, end, icount) -> {
+      if (kind == 0) {
+        icountTrail.addLast(new long[] {end, icount});
+      }
+      if (powerOffEnd < 0 && PowerOff.isGuestShutdown(kind)) {
+        powerOffIcount = icount;
+        powerOffEnd = end;
+      }
+    }, ring.writePosition(), 0);
   }
 
   void attach(LogChannel c) {
@@ -58,8 +78,28 @@ final class LogReceiver implements ChannelListener {
     return ring.readPosition();
   }
 
-  void replayIcount(long icount) {
-    this.replayIcount = icount;
+  /**
+   * The backup QEMU's instruction count as far as it has read the log: the count after the last
+   * INSTRUCTION event it has read (it may be executing the next one).
+   */
+  synchronized long replayIcount() {
+    long r = replayed();
+    long[] first;
+    while ((first = icountTrail.peekFirst()) != null && first[0] <= r) {
+      replayedIcount = first[1];
+      icountTrail.removeFirst();
+    }
+    return replayedIcount;
+  }
+
+  /** End offset and icount of the guest's power-off request in the log; -1 until received. */
+  long[] powerOff() {
+    return new long[] {powerOffEnd, powerOffIcount};
+  }
+
+  /** The instruction count at the end of the log received. */
+  synchronized long receivedIcount() {
+    return scanner.icount();
   }
 
   String failure() {
@@ -87,7 +127,14 @@ final class LogReceiver implements ChannelListener {
       skip = (int) (end - offset);
     }
     try {
+      synchronized (this) {
+        scanner.feed(events, skip, len - skip);
+      }
       buffer.append(events, skip, len - skip);
+    } catch (org.qemuft.replaylog.ReplayLogException e) {
+      fail("the log received from the primary is corrupt (" + e.getMessage()
+          + "); the backup's replay was stopped before it could diverge");
+      return;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return;
@@ -110,7 +157,7 @@ final class LogReceiver implements ChannelListener {
     }
     long replayed = replayed();
     try {
-      c.sendAck(buffer.end(), replayed, replayIcount);
+      c.sendAck(buffer.end(), replayed, replayIcount());
       lastAckedReplay = replayed;
     } catch (IOException e) {
       LOG.debug("ack not sent: {}", e.getMessage());
@@ -129,10 +176,27 @@ final class LogReceiver implements ChannelListener {
     long fed = buffer.start();
     try {
       while (!stopping) {
+        // Nothing after the guest's power-off request goes to QEMU: the backup then stops exactly
+        // where the primary's guest asked to, not somewhere in the instructions the primary ran
+        // while its own stop took effect (PowerOff).
+        long limit = powerOffEnd < 0 ? Long.MAX_VALUE : powerOffEnd;
+        if (fed >= limit) {
+          if (!endFed) {
+            // END, not silence: a replaying QEMU that finds its log empty blocks in the read with
+            // its locks held (no QMP, no pause); at END it simply has nothing more to execute.
+            boolean inRing = feed.feed(END, 0, 1, FEED_WAIT);
+            while (!inRing && !stopping) {
+              inRing = feed.flush(FEED_WAIT);
+            }
+            endFed = true;
+          }
+          Thread.sleep(50);
+          continue;
+        }
         if (!buffer.awaitEndBeyond(fed, Duration.ofMillis(50))) {
           continue;
         }
-        int n = buffer.copy(fed, chunk, 0, chunk.length);
+        int n = buffer.copy(fed, chunk, 0, (int) Math.min(chunk.length, limit - fed));
         boolean inRing = feed.feed(chunk, 0, n, FEED_WAIT);
         fed += n;
         buffer.release(fed);
@@ -163,8 +227,8 @@ final class LogReceiver implements ChannelListener {
   }
 
   Stats stats() {
-    return new Stats(buffer.end(), replayed(), buffer.end() - replayed(), logFrames, replayIcount);
+    return new Stats(buffer.end(), replayed(), buffer.end() - replayed(), logFrames, replayIcount(), receivedIcount());
   }
 
-  record Stats(long held, long replayed, long bufferedBytes, long logFrames, long replayIcount) {}
+  record Stats(long held, long replayed, long bufferedBytes, long logFrames, long replayIcount, long receivedIcount) {}
 }

@@ -67,6 +67,8 @@ final class LogShipper implements ChannelListener {
   private volatile long replayIcount = -1;
   private volatile long shipped;
   private volatile String failure;
+  private volatile long powerOffEnd = -1;
+  private volatile long powerOffIcount = -1;
 
   private final AtomicLong stalls = new AtomicLong();
   private final AtomicLong stallNanos = new AtomicLong();
@@ -99,6 +101,18 @@ final class LogShipper implements ChannelListener {
     if (start >= gate.nextUnresolved()) {
       gate.eventStartsAt(start);
     }
+    if (powerOffEnd < 0 && PowerOff.isGuestShutdown(kind)) {
+      powerOffIcount = icount;
+      powerOffEnd = end;
+    }
+  }
+
+  /**
+   * Where the guest asked to power off (or reset, or panicked: with -no-reboot all three end it)
+   * in the log: the end offset and icount of the first such SHUTDOWN event; -1 until it is read.
+   */
+  long[] powerOff() {
+    return new long[] {powerOffEnd, powerOffIcount};
   }
 
   // ---- channel callbacks (channel thread) ----

@@ -200,7 +200,6 @@ public final class PairController implements AutoCloseable {
     ticker.scheduleWithFixedDelay(receiver::ackIfReplayMoved, ACK_TICK.toMillis(), ACK_TICK.toMillis(),
         TimeUnit.MILLISECONDS);
     startQemu(launch.mode(Mode.REPLAY, runDir.resolve("replay.log")));
-    ticker.scheduleWithFixedDelay(this::pollReplayIcount, 100, 100, TimeUnit.MILLISECONDS);
   }
 
   private void startQemu(QemuLaunch launch) throws IOException, InterruptedException {
@@ -214,25 +213,59 @@ public final class PairController implements AutoCloseable {
     Thread.ofPlatform().daemon().name("qemu-watch").start(this::watchQemu);
   }
 
-  /** The guest powered off and QEMU paused (-action shutdown=pause): note the count and end. */
+  /**
+   * The guest powered off and QEMU paused (-action shutdown=pause). Both controllers report the
+   * icount at the guest's power-off request as the log has it ({@link PowerOff}): the primary from
+   * the log it shipped, the backup from its QEMU, which was fed the log up to that request and then
+   * END, so it stopped exactly there. The primary waits until the backup holds the log up to the
+   * request (it needs it to get there), then ends; the backup ends once its QEMU has stopped.
+   */
   private void guestPoweredOff() {
     try {
-      long icount = monitor.queryReplay().icount();
-      finalIcount = icount;
-      LOG.info("the guest powered off at icount {} ({})", icount, role.lower());
+      long executed = monitor.queryReplay().icount();
       if (role == Role.PRIMARY) {
-        // The backup needs every event up to the power-off to get there too.
-        long target = ring.writePosition();
-        while (shipper.stats().acked() < target && shipper.failure() == null) {
+        long[] at = awaitPowerOffInLog(shipper::powerOff);
+        finalIcount = at[1];
+        LOG.info("the guest powered off at icount {} of the log (QEMU executed {} in all); waiting for the "
+            + "backup to hold the log up to there", at[1], executed);
+        long lastNote = System.nanoTime();
+        while (shipper.stats().acked() < at[0] && shipper.failure() == null && ended.getCount() > 0) {
+          if (System.nanoTime() - lastNote > 10_000_000_000L) {
+            LOG.warn("the backup has acknowledged the log up to {} of {}: still waiting before stopping",
+                shipper.stats().acked(), at[0]);
+            lastNote = System.nanoTime();
+          }
           Thread.sleep(10);
         }
+        end(0, "the guest powered off at icount " + at[1]);
+      } else {
+        finalIcount = executed;
+        long[] at = receiver.powerOff();
+        if (at[1] >= 0 && at[1] != executed) {
+          end(1, "the backup's guest stopped at icount " + executed + " but the primary's asked to stop at "
+              + at[1] + ": the replay diverged");
+        } else if (at[1] < 0) {
+          end(1, "the backup's guest powered off at icount " + executed + " on its own, without the primary's"
+              + " guest asking to: the replay diverged");
+        } else {
+          end(0, "the guest powered off at icount " + executed + ", exactly where the primary's did");
+        }
       }
-      end(0, "the guest powered off");
     } catch (QmpException e) {
       end(1, "the guest powered off but QEMU did not answer query-replay: " + e.getMessage());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+  }
+
+  /** Waits (bounded) until the shipper has read the guest's power-off request from the ring. */
+  private long[] awaitPowerOffInLog(java.util.function.Supplier<long[]> powerOff) throws InterruptedException {
+    long deadline = System.nanoTime() + QMP_TIMEOUT.toNanos();
+    long[] at;
+    while ((at = powerOff.get())[0] < 0 && System.nanoTime() < deadline) {
+      Thread.sleep(5);
+    }
+    return at;
   }
 
   private void watchQemu() {
@@ -244,14 +277,6 @@ public final class PairController implements AutoCloseable {
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-    }
-  }
-
-  private void pollReplayIcount() {
-    try {
-      receiver.replayIcount(monitor.queryReplay().icount());
-    } catch (QmpException | RuntimeException e) {
-      LOG.debug("query-replay failed: {}", e.getMessage());
     }
   }
 
@@ -354,9 +379,10 @@ public final class PairController implements AutoCloseable {
       fc.put("stalledMs", st.stallMs());
       fc.put("maxLagBytes", config.flowControl().maxLagBytes());
       fc.put("maxLagMs", config.flowControl().maxLag().toMillis());
-      icount.put("record", liveIcount());
+      // From the log, not from QEMU: a primary held by flow control (its vCPU blocked in a log
+      // write) answers QMP only once the backup has caught up.
+      icount.put("record", st.shippedIcount());
       icount.put("replay", st.replayIcount());
-      icount.put("shipped", st.shippedIcount());
     }
     if (gate != null) {
       OutputGate.Stats g = gate.stats();
@@ -375,6 +401,7 @@ public final class PairController implements AutoCloseable {
       log.put("acknowledged", st.held());
       log.put("replayed", st.replayed());
       log.put("lagBytes", st.bufferedBytes());
+      icount.put("received", st.receivedIcount());
       icount.put("replay", st.replayIcount());
       s.putObject("guestNic").put("framesDropped", backupFramesDropped.sum());
     }
@@ -382,17 +409,6 @@ public final class PairController implements AutoCloseable {
       icount.put("atPowerOff", finalIcount);
     }
     return s;
-  }
-
-  private long liveIcount() {
-    if (finalIcount >= 0) {
-      return finalIcount;
-    }
-    try {
-      return monitor == null ? -1 : monitor.queryReplay().icount();
-    } catch (QmpException | RuntimeException e) {
-      return -1;
-    }
   }
 
   /** Stops everything this controller started, newest first; QEMU is stopped, not left behind. */
