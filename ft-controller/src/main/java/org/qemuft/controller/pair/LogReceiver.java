@@ -196,6 +196,9 @@ final class LogReceiver implements ChannelListener {
         if (!buffer.awaitEndBeyond(fed, Duration.ofMillis(50))) {
           continue;
         }
+        // Read the limit again: the bytes just arrived may hold the power-off request (the
+        // channel thread scans them before it appends them).
+        limit = powerOffEnd < 0 ? Long.MAX_VALUE : powerOffEnd;
         int n = buffer.copy(fed, chunk, 0, (int) Math.min(chunk.length, limit - fed));
         boolean inRing = feed.feed(chunk, 0, n, FEED_WAIT);
         fed += n;
