@@ -10,6 +10,24 @@ public final class ReplayLogEncoder {
   /** Largest count one INSTRUCTION event may carry (QEMU keeps it in an int). */
   public static final int MAX_INSTRUCTION_COUNT = Integer.MAX_VALUE;
 
+  /**
+   * The go-live tail's shutdown cause: host-qmp-quit. With {@code -action shutdown=pause} any cause
+   * pauses the VM (status {@code shutdown}); this one says in QEMU's SHUTDOWN event that the host,
+   * not the guest, stopped it.
+   */
+  public static final ReplayEventKind GO_LIVE_SHUTDOWN = ReplayEventKind.SHUTDOWN_HOST_QMP_QUIT;
+  /** Instructions per INSTRUCTION event of the default go-live tail. */
+  public static final int GO_LIVE_INSTRUCTIONS_PER_EVENT = 100_000;
+  /**
+   * INSTRUCTION events in the default go-live tail: with {@link #GO_LIVE_INSTRUCTIONS_PER_EVENT},
+   * 10 million instructions (10 ms of guest time at shift=0) for the stop to take effect. In
+   * every measurement (docs/go-live.md) the guest executed none of them: the VM stopped exactly at
+   * the boundary, 1-10 ms after the tail was written. They are a reserve: a replaying vCPU that
+   * ran out of log would block reading it while holding the replay lock, and the stop would wait
+   * for more log.
+   */
+  public static final int GO_LIVE_REPETITIONS = 100;
+
   private static final int INSTRUCTION_SIZE = 5;
 
   private ReplayLogEncoder() {}
@@ -29,6 +47,15 @@ public final class ReplayLogEncoder {
   }
 
   /**
+   * The default go-live tail: {@link #GO_LIVE_SHUTDOWN}, then {@link #GO_LIVE_REPETITIONS}
+   * INSTRUCTION events of {@link #GO_LIVE_INSTRUCTIONS_PER_EVENT}. Append it at a {@link
+   * GoLiveBoundary}, not merely at any whole-event boundary.
+   */
+  public static byte[] goLiveTail() {
+    return goLiveTail(GO_LIVE_SHUTDOWN, GO_LIVE_INSTRUCTIONS_PER_EVENT, GO_LIVE_REPETITIONS);
+  }
+
+  /**
    * The go-live tail: appended at a whole-event boundary of what a replaying QEMU has been fed, it
    * makes that QEMU stop cleanly so it can be snapshotted and continued in record mode.
    *
@@ -37,9 +64,12 @@ public final class ReplayLogEncoder {
    * repetitions} INSTRUCTION events of {@code instructionsPerEvent} each. The instructions keep the
    * vCPU supplied while the stop takes effect: a replaying vCPU that runs out of log blocks on the
    * read while holding the replay lock, and the stop never happens. The sequence that worked here
-   * (shared notes, "Going live") was cause host-qmp-quit and INSTRUCTION events of 100000; the VM
-   * stopped about 180 instructions after the SHUTDOWN. Smaller counts bound how far the guest runs
-   * past the boundary if the stop is slow; more repetitions give the stop more time.
+   * (shared notes, "Going live") was cause host-qmp-quit and INSTRUCTION events of 100000; measured
+   * since (docs/go-live.md), the VM stops before executing any of them. The total (count ×
+   * repetitions) bounds how far the guest could run past the boundary if the stop were slow;
+   * smaller counts in more events also give the stop more wall time per instruction (each event
+   * costs the replaying QEMU a hand-off between its threads). The boundary matters too: see {@link
+   * GoLiveBoundary}.
    *
    * @param shutdown a SHUTDOWN kind, e.g. {@link ReplayEventKind#SHUTDOWN_HOST_QMP_QUIT}
    * @param instructionsPerEvent 1..{@link #MAX_INSTRUCTION_COUNT}

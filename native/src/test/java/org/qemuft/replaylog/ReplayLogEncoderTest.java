@@ -38,6 +38,12 @@ class ReplayLogEncoderTest {
   }
 
   @Test
+  void theDefaultGoLiveTailIsHostQmpQuitThenAHundredEventsOfAHundredThousand() {
+    assertThat(ReplayLogScannerTest.hexOf(ReplayLogEncoder.goLiveTail()))
+        .isEqualTo("0c" + "00000186a0".repeat(100));
+  }
+
+  @Test
   void theFileHeaderIsTheVersionAndEightZeroBytes() {
     assertThat(ReplayLogScannerTest.hexOf(ReplayLogEncoder.fileHeader()))
         .isEqualTo("00e0200c0000000000000000");

@@ -32,7 +32,7 @@ import org.qemuft.controller.vm.VmSpec;
  *   kernelArgs: "qemuft.ip=192.168.50.10/24"
  *   memoryMiB: 256
  *   mac: "52:54:00:12:34:56"
- *   icount: "shift=auto"
+ *   icount: "shift=0"              # see docs/rr-pace.md before changing it
  *   disks: []                       # qcow2 locations: paths or nfs:// URLs
  * uplink: {tap: qfttap0}            # the LAN side of the output gate
  * storage: {location: nfs://nas/export/qemu-ft}   # shared storage (go-live lock, images)
@@ -51,8 +51,13 @@ public record FtConfig(
     FlowControl flowControl,
     Channel channel) {
 
-  /** The icount settings used when the file names none. */
-  public static final String DEFAULT_ICOUNT = "shift=auto";
+  /**
+   * The icount settings used when the file names none: a fixed shift of 0 (one nanosecond of guest
+   * time per instruction) with QEMU's default sleep=on. Chosen in docs/rr-pace.md (the backup
+   * replays within ~1.1x of the primary's pace) and docs/go-live.md (the guest clock is
+   * continuous across go-live; shift=auto made it jump by seconds).
+   */
+  public static final String DEFAULT_ICOUNT = "shift=0";
 
   private static final Pattern ID = Pattern.compile("[A-Za-z0-9._-]{1,64}");
   private static final Pattern IFNAME = Pattern.compile("[A-Za-z0-9._-]{1,15}");

@@ -16,6 +16,9 @@ import java.util.Objects;
  * <p>Every QEMU qemu-ft starts gets: TCG, one vCPU, no default devices, no display, no reboot
  * (a guest reboot or panic ends the process), the serial console in {@code serial.log} and QMP on
  * {@code qmp.sock} (mode 0600) inside the run directory, which this class creates with mode 0700.
+ * The board, its timer devices and the guest kernel's timer options are {@link Timers#REPLAY_FRIENDLY}
+ * unless a benchmark asks for QEMU's defaults: they decide how fast a backup can replay (see
+ * docs/rr-pace.md).
  * A mode adds icount and record/replay; the guest NIC, if any, is a netdev stream socket owned by
  * the caller (framing: 4-byte big-endian length, then the Ethernet frame) with {@code
  * filter-replay} on it under record/replay. Under record/replay every disk goes through QEMU's
@@ -37,12 +40,44 @@ public final class QemuLaunch {
     REPLAY
   }
 
+  /**
+   * The emulated board's timer devices and the guest kernel's timer options. Under record/replay
+   * every pass of QEMU's vCPU loop becomes log events, and each event costs the replaying backup a
+   * hand-off between its threads, so devices that make the guest busy-wait or QEMU read the host
+   * clock slow the backup down (docs/rr-pace.md has the measurements). Primary and backup must use
+   * the same value: it is part of the machine.
+   */
+  public enum Timers {
+    /**
+     * The default. {@code -machine q35} without HPET, PS/2 controller, SATA and SMBus (with q35's
+     * ACPI tables the guest then skips probing the absent PS/2 controller, which it does with
+     * busy-wait delays on {@code pc}); the RTC on the VM clock ({@code -rtc clock=vm}: no host-clock
+     * timers, so no host-clock checkpoints in the log); and guest kernel options that skip the
+     * boot-time checks and calibrations that busy-wait with PAUSE, each iteration of which ends a
+     * pass of the vCPU loop and logs two events ({@code no_timer_check pmtmr=0 noapictimer}: the
+     * guest ticks on the PIT and keeps time with the TSC, which under icount is the instruction
+     * count).
+     */
+    REPLAY_FRIENDLY,
+    /**
+     * QEMU's defaults: {@code -machine pc}, RTC on the host clock, no timer options. What qemu-ft
+     * used before; only for comparisons in benchmarks.
+     */
+    QEMU_DEFAULTS
+  }
+
+  /** {@code -machine} for {@link Timers#REPLAY_FRIENDLY}. */
+  public static final String REPLAY_FRIENDLY_MACHINE = "q35,hpet=off,i8042=off,sata=off,smbus=off";
+  /** Guest kernel options for {@link Timers#REPLAY_FRIENDLY}. */
+  public static final String REPLAY_FRIENDLY_KERNEL_ARGS = "no_timer_check pmtmr=0 noapictimer";
+
   private static final String QEMU_PROPERTY = "qemuft.qemu";
 
   private final VmSpec spec;
   private final Path runDir;
   private final String name;
   private Mode mode = Mode.ICOUNT;
+  private Timers timers = Timers.REPLAY_FRIENDLY;
   private Path rrFile;
   private String rrSnapshot;
   private String loadvm;
@@ -70,6 +105,12 @@ public final class QemuLaunch {
   public QemuLaunch mode(Mode newMode, Path newRrFile) {
     this.mode = Objects.requireNonNull(newMode, "mode");
     this.rrFile = newRrFile;
+    return this;
+  }
+
+  /** The board's timer devices and the guest's timer options; the default is REPLAY_FRIENDLY. */
+  public QemuLaunch timers(Timers newTimers) {
+    this.timers = Objects.requireNonNull(newTimers, "timers");
     return this;
   }
 
@@ -149,11 +190,15 @@ public final class QemuLaunch {
     }
     List<String> cmd = new ArrayList<>();
     cmd.add(qemuBinary());
-    cmd.addAll(List.of("-name", name, "-accel", "tcg", "-machine", "pc", "-smp", "1"));
+    boolean friendly = timers == Timers.REPLAY_FRIENDLY;
+    cmd.addAll(List.of("-name", name, "-accel", "tcg", "-machine", friendly ? REPLAY_FRIENDLY_MACHINE : "pc", "-smp", "1"));
     cmd.addAll(List.of("-m", Integer.toString(spec.memoryMiB())));
     cmd.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
     cmd.addAll(List.of("-kernel", spec.kernel().toString(), "-initrd", spec.initrd().toString()));
-    String append = "console=ttyS0 quiet panic=-1";
+    if (friendly) {
+      cmd.addAll(List.of("-rtc", "clock=vm"));
+    }
+    String append = "console=ttyS0 quiet panic=-1" + (friendly ? " " + REPLAY_FRIENDLY_KERNEL_ARGS : "");
     cmd.addAll(List.of("-append", spec.kernelArgs().isEmpty() ? append : append + " " + spec.kernelArgs()));
     cmd.addAll(List.of("-chardev", "file,id=serial0,path=" + opt(serialLog()), "-serial", "chardev:serial0"));
     cmd.addAll(List.of("-qmp", "unix:" + opt(qmpSocket()) + ",server=on,wait=off"));

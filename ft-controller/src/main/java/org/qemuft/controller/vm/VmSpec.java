@@ -15,7 +15,7 @@ import java.util.regex.Pattern;
  * @param kernelArgs extra kernel command line, appended after qemu-ft's console settings
  * @param memoryMiB guest RAM in MiB
  * @param mac the guest NIC's MAC address (also the one announced on going live)
- * @param icount the {@code -icount} settings without the rr parts, e.g. {@code shift=auto}
+ * @param icount the {@code -icount} settings without the rr parts, e.g. {@code shift=0}
  * @param disks the guest's disks in order ({@code /dev/vda}, {@code /dev/vdb}, ...)
  */
 public record VmSpec(
@@ -67,7 +67,7 @@ public record VmSpec(
       throw new IllegalArgumentException("mac '" + mac + "' is not of the form 52:54:00:12:34:56");
     }
     if (icount == null || icount.isBlank()) {
-      throw new IllegalArgumentException("icount settings are empty (record/replay needs icount, e.g. shift=auto)");
+      throw new IllegalArgumentException("icount settings are empty (record/replay needs icount, e.g. shift=0)");
     }
     if (ICOUNT_RR.matcher(icount).find()) {
       throw new IllegalArgumentException(

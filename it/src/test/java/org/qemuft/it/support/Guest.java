@@ -3,13 +3,14 @@ package org.qemuft.it.support;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import org.qemuft.controller.config.FtConfig;
 import org.qemuft.controller.vm.VmSpec;
 
 /** The test guest built by scripts/build-guest, as a {@link VmSpec} the tests start from. */
 public final class Guest {
   public static final String MAC = "52:54:00:12:34:56";
-  /** The default icount settings of the tests. */
-  public static final String ICOUNT = "shift=auto";
+  /** The default icount settings of the tests: the controller's default (docs/rr-pace.md). */
+  public static final String ICOUNT = FtConfig.DEFAULT_ICOUNT;
 
   private Guest() {}
 
