@@ -84,6 +84,8 @@ public final class QemuLaunch {
   private Path netdevSocket;
   private Path snapshotStore;
   private boolean pauseOnShutdown;
+  private Path shimLibrary;
+  private Path shimRing;
   private final Map<String, String> env = new LinkedHashMap<>();
   private final List<String> extraArgs = new ArrayList<>();
 
@@ -154,6 +156,19 @@ public final class QemuLaunch {
     return this;
   }
 
+  /**
+   * Records into, or replays from, the log ring {@code ring} instead of a file: preloads
+   * libftshim ({@code library}) with {@code QEMUFT_SHIM_LOG} = this launch's rrfile (which QEMU
+   * then never creates) and {@code QEMUFT_SHIM_RING} = {@code ring}, a ring the caller created
+   * with {@code org.qemuft.nativeio.LogRing.create} and that nothing else writes (record) or
+   * reads (replay). Needs {@link Mode#RECORD} or {@link Mode#REPLAY}; see docs/libftshim.md.
+   */
+  public QemuLaunch shim(Path library, Path ring) {
+    this.shimLibrary = Objects.requireNonNull(library, "library");
+    this.shimRing = Objects.requireNonNull(ring, "ring");
+    return this;
+  }
+
   /** Further QEMU arguments, appended last. */
   public QemuLaunch extraArgs(String... args) {
     extraArgs.addAll(List.of(args));
@@ -187,6 +202,10 @@ public final class QemuLaunch {
     boolean rr = mode == Mode.RECORD || mode == Mode.REPLAY;
     if (rr && rrFile == null) {
       throw new IllegalStateException(mode + " needs a replay log file (rrfile)");
+    }
+    if (shimRing != null && !rr) {
+      throw new IllegalStateException("the log ring " + shimRing + " needs mode RECORD or REPLAY, "
+          + "not " + mode);
     }
     List<String> cmd = new ArrayList<>();
     cmd.add(qemuBinary());
@@ -244,7 +263,14 @@ public final class QemuLaunch {
 
   /** Environment variables added to the inherited environment. */
   public Map<String, String> environment() {
-    return Map.copyOf(env);
+    Map<String, String> all = new LinkedHashMap<>(env);
+    if (shimRing != null) {
+      // The shim compares this with the rrfile= QEMU was given, character for character.
+      all.put("LD_PRELOAD", shimLibrary.toAbsolutePath().toString());
+      all.put("QEMUFT_SHIM_LOG", rrFile == null ? "" : rrFile.toString());
+      all.put("QEMUFT_SHIM_RING", shimRing.toAbsolutePath().toString());
+    }
+    return Map.copyOf(all);
   }
 
   /**
@@ -264,7 +290,7 @@ public final class QemuLaunch {
         .redirectErrorStream(true)
         .redirectOutput(qemuLog().toFile())
         .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-    pb.environment().putAll(env);
+    pb.environment().putAll(environment());
     Process process;
     try {
       process = pb.start();

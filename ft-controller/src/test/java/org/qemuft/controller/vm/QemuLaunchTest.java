@@ -1,0 +1,43 @@
+package org.qemuft.controller.vm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.qemuft.controller.vm.QemuLaunch.Mode;
+
+class QemuLaunchTest {
+  private static final VmSpec SPEC = new VmSpec(Path.of("/g/vmlinuz"), Path.of("/g/initrd.img"), "",
+      256, "52:54:00:12:34:56", "shift=auto", List.of());
+
+  @Test
+  void theShimGetsTheRrfileQemuGetsAndTheRing() {
+    QemuLaunch l = QemuLaunch.of(SPEC, Path.of("/run/x"), "qft-x")
+        .shim(Path.of("/lib/libftshim.so"), Path.of("/dev/shm/qemuft-ring"))
+        .mode(Mode.RECORD, Path.of("/run/x/replay,1.bin"));
+    Map<String, String> env = l.environment();
+    assertThat(env).containsEntry("LD_PRELOAD", "/lib/libftshim.so")
+        .containsEntry("QEMUFT_SHIM_LOG", "/run/x/replay,1.bin")
+        .containsEntry("QEMUFT_SHIM_RING", "/dev/shm/qemuft-ring");
+    // QEMU reads ",," as a literal comma; the shim undoes the doubling before comparing.
+    assertThat(l.command()).containsSequence("-icount",
+        "shift=auto,rr=record,rrfile=/run/x/replay,,1.bin");
+  }
+
+  @Test
+  void aRingNeedsRecordOrReplay() {
+    QemuLaunch l = QemuLaunch.of(SPEC, Path.of("/run/x"), "qft-x")
+        .shim(Path.of("/lib/libftshim.so"), Path.of("/dev/shm/qemuft-ring"));
+    assertThatThrownBy(l::command).isInstanceOf(IllegalStateException.class)
+        .hasMessageContaining("needs mode RECORD or REPLAY");
+  }
+
+  @Test
+  void withoutTheShimNothingIsPreloaded() {
+    QemuLaunch l = QemuLaunch.of(SPEC, Path.of("/run/x"), "qft-x").mode(Mode.REPLAY, Path.of("/r"));
+    assertThat(l.environment()).doesNotContainKeys("LD_PRELOAD", "QEMUFT_SHIM_LOG");
+  }
+}
