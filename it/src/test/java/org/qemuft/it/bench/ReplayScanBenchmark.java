@@ -221,7 +221,7 @@ class ReplayScanBenchmark {
     return Math.round(v * 10) / 10.0;
   }
 
-  private static String loadAverage() {
+  static String loadAverage() {
     try {
       return Files.readString(Path.of("/proc/loadavg")).strip();
     } catch (java.io.IOException e) {

@@ -35,19 +35,23 @@ import org.qemuft.qmp.QemuMonitor;
  * build/shim-failures. See docs/libftshim.md, "QEMU surprises".
  *
  * <p>Opt-in, as it fails because of QEMU: {@code -Dqemuft.jvm.args="--enable-native-access=ALL-UNNAMED
- * -Dqemuft.it.networkReplay=true"} (and {@code -Dqemuft.it.networkReplay.icount=shift=5} to vary
- * the icount settings).
+ * -Dqemuft.it.networkReplay=true"}; vary it with {@code -Dqemuft.it.networkReplay.icount=shift=5},
+ * {@code .machine=hpet=off} (extra -machine options) and {@code .rounds=N}.
  */
 @EnabledIfSystemProperty(named = "qemuft.it.networkReplay", matches = "true",
     disabledReason = "QEMU 7.2 replay diverges after a TCP session; opt in to reproduce")
 class NetworkReplayIT {
+  /** Extra machine options for both QEMUs (-Dqemuft.it.networkReplay.machine=hpet=off, say). */
+  private static final String[] MACHINE_EXTRA = System.getProperty("qemuft.it.networkReplay.machine", "").isEmpty()
+      ? new String[0] : new String[] {"-machine", System.getProperty("qemuft.it.networkReplay.machine")};
+
   @TempDir Path tmp;
 
   @Test
   void plainFileRecordingsOfTheServiceReplay() throws Exception {
     int ok = 0, bad = 0;
     StringBuilder report = new StringBuilder();
-    for (int round = 0; round < 4; round++) {
+    for (int round = 0; round < Integer.getInteger("qemuft.it.networkReplay.rounds", 4); round++) {
       Path dir = Files.createDirectories(tmp.resolve("r" + round));
       String guestIp = "10.50.0.10";
       VmSpec spec = Guest.service(guestIp + "/24").withIcount(System.getProperty("qemuft.it.networkReplay.icount", Guest.ICOUNT));
@@ -73,7 +77,8 @@ class NetworkReplayIT {
               } catch (Exception e) { }
             });
             try (QemuProcess primary = QemuLaunch.of(spec, dir.resolve("p"), "qft-netrr-p")
-                .mode(Mode.RECORD, log).netdevSocket(nicA.path()).pauseOnShutdown(true).start()) {
+                .mode(Mode.RECORD, log).netdevSocket(nicA.path()).pauseOnShutdown(true)
+                .extraArgs(MACHINE_EXTRA).start()) {
               primary.awaitSerial("QEMUFT-READY", ShimPairIT.BOOT);
               try (Socket client = Netns.call(nsC, () -> ShimPairIT.connect(guestIp, 7000, ShimPairIT.BOOT))) {
                 BufferedReader in = new BufferedReader(new InputStreamReader(client.getInputStream(), StandardCharsets.US_ASCII));
@@ -98,7 +103,7 @@ class NetworkReplayIT {
       }
       try (GuestNic nicB = GuestNic.listen(dir.resolve("nicB.sock"), f -> { }, "qft-nicB");
           QemuProcess backup = QemuLaunch.of(spec, dir.resolve("b"), "qft-netrr-b").mode(Mode.REPLAY, log)
-              .netdevSocket(nicB.path()).pauseOnShutdown(true).start()) {
+              .netdevSocket(nicB.path()).pauseOnShutdown(true).extraArgs(MACHINE_EXTRA).start()) {
         try {
           backup.awaitSerial("QEMUFT-SERVICE-EXIT status=0", Duration.ofSeconds(120));
           ok++;
