@@ -16,7 +16,8 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = Ftctl.Version.class,
     description = "Fault-tolerant QEMU: control and inspect qemu-ft.",
-    subcommands = {CommandLine.HelpCommand.class, StatusCommand.class, RrScanCommand.class, QmpCommand.class},
+    subcommands = {CommandLine.HelpCommand.class, RunCommand.class, StatusCommand.class, QmpCommand.class,
+        RrScanCommand.class},
     footer = {"", "Run 'ftctl help COMMAND' for a command's options."})
 public final class Ftctl implements Runnable {
   public static final int EXIT_OK = 0;

@@ -232,7 +232,7 @@ public final class QemuLaunch {
     }
     if (netdevSocket != null) {
       cmd.addAll(List.of("-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=" + opt(netdevSocket)));
-      cmd.addAll(List.of("-device", "virtio-net-pci,netdev=net0,mac=" + spec.mac()));
+      cmd.addAll(List.of("-device", "virtio-net-pci,netdev=net0,tx=timer,mac=" + spec.mac()));
       if (rr) {
         cmd.addAll(List.of("-object", "filter-replay,id=net0-replay,netdev=net0"));
       }

@@ -14,11 +14,11 @@ import org.qemuft.replaylog.ReplayLogScanner;
  * Real QEMU 7.2 replay logs from module native's test resources (read by path through the
  * {@code qemuft.root} property the build sets), cut into whole events as the shipper cuts them.
  */
-final class ReplayLogs {
+public final class ReplayLogs {
   private ReplayLogs() {}
 
   /** The events of {@code native/src/test/resources/org/qemuft/replaylog/NAME.bin.gz}, file header removed. */
-  static byte[] events(String name) throws IOException {
+  public static byte[] events(String name) throws IOException {
     String root = System.getProperty("qemuft.root");
     if (root == null) {
       throw new IllegalStateException("system property qemuft.root is not set (the Maven build sets it)");
@@ -32,7 +32,7 @@ final class ReplayLogs {
   }
 
   /** Event end offsets of a headerless event stream. */
-  static long[] eventEnds(byte[] events) throws IOException {
+  public static long[] eventEnds(byte[] events) throws IOException {
     List<Long> ends = new ArrayList<>();
     byte[] withHeader = new byte[ReplayLogScanner.FILE_HEADER_SIZE + events.length];
     withHeader[0] = 0x00;

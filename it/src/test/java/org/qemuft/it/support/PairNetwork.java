@@ -8,7 +8,7 @@ import java.util.List;
  *
  * <pre>
  *   ns A (primary host)          ns L (the LAN switch)          ns B (backup host)
- *   tapA -- brA -- vA ======== vAL -- brL -- vBL ======== vB -- brB -- tapB
+ *   tap -- brA -- vA ======== vAL -- brL -- vBL ======== vB -- brB -- tap
  *   lgA 10.77.0.1 ====================== logging link ==================== lgB 10.77.0.2
  *                                        |
  *                                       vCL ======== vC 10.50.0.100  ns C (a client)
@@ -56,10 +56,13 @@ public final class PairNetwork implements AutoCloseable {
     }
   }
 
-  /** A host namespace: its bridge, its TAP on the bridge, and its uplink to the LAN. */
+  /**
+   * A host namespace: its bridge, its TAP on the bridge, and its uplink to the LAN. Both hosts'
+   * TAPs have the same name (one pair configuration names the uplink for both hosts).
+   */
   private String host(String ns, String h, String brL) throws IOException {
     String br = net.bridge(ns, "br" + h);
-    String tap = net.name("tap" + h);
+    String tap = net.name("tap");
     net.ip(ns, List.of("tuntap", "add", "dev", tap, "mode", "tap"));
     net.ip(ns, List.of("link", "set", tap, "master", br, "up"));
     String up = net.name("v" + h);

@@ -1,0 +1,231 @@
+package org.qemuft.controller.pair;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayOutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ThreadLocalRandom;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.qemuft.controller.channel.ChannelSettings;
+import org.qemuft.controller.channel.LogChannel;
+import org.qemuft.controller.channel.ReplayLogs;
+import org.qemuft.controller.gate.OutputGate;
+import org.qemuft.nativeio.LogRing;
+import org.qemuft.nativeio.ReplayFeed;
+
+/**
+ * The log's path through both controllers without QEMU: a real recorded log written into the
+ * primary's ring (as the shim would), shipped by {@link LogShipper} over a real {@link LogChannel}
+ * on loopback, received by {@link LogReceiver} into the backup's ring (read as the backup QEMU
+ * would). The test plays both QEMUs.
+ */
+@Timeout(300)
+class LogPathTest {
+  private static final long RING = 256 * 1024;
+
+  private final List<AutoCloseable> cleanup = new ArrayList<>();
+  private final List<AutoCloseable> rings = new ArrayList<>();
+  private final List<Thread> threads = new ArrayList<>();
+
+  @AfterEach
+  void tearDown() throws Exception {
+    for (int i = cleanup.size() - 1; i >= 0; i--) {
+      cleanup.get(i).close();
+    }
+    for (Thread t : threads) {
+      t.interrupt();
+      t.join(10_000);
+      assertThat(t.isAlive()).as(t.getName() + " still running").isFalse();
+    }
+    for (AutoCloseable r : rings) {
+      r.close();
+    }
+  }
+
+  private final class Pair {
+    final LogRing primaryRing;
+    final LogRing backupRing;
+    final OutputGate gate;
+    final LogShipper shipper;
+    final LogReceiver receiver;
+    final List<long[]> releases = new CopyOnWriteArrayList<>();
+
+    Pair(long maxLagBytes) throws Exception {
+      primaryRing = ring("p");
+      backupRing = ring("b");
+      LogShipper[] s = new LogShipper[1];
+      gate = new OutputGate(frame -> releases.add(new long[] {frame[0], s[0].stats().acked()}), 1 << 20);
+      shipper = new LogShipper(primaryRing, gate, 1 << 22, maxLagBytes, Duration.ofSeconds(30));
+      s[0] = shipper;
+      receiver = new LogReceiver(new ReplayFeed(backupRing), backupRing, 1 << 22);
+      byte[] secret = new byte[32];
+      ThreadLocalRandom.current().nextBytes(secret);
+      ChannelSettings settings = new ChannelSettings("logpath", 1, secret, true, Duration.ofMillis(50),
+          Duration.ofSeconds(5));
+      LogChannel backup = LogChannel.listen(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), settings,
+          receiver, receiver::heldEnd);
+      cleanup.add(backup);
+      receiver.attach(backup);
+      LogChannel primary = LogChannel.dial(backup.localAddress(), settings, shipper);
+      cleanup.add(primary);
+      shipper.attach(primary);
+      cleanup.add(shipper::stop);
+      cleanup.add(receiver::stop);
+      start("shipper", shipper::run);
+      start("feeder", receiver::runFeeder);
+      start("acks", () -> {
+        while (!Thread.currentThread().isInterrupted()) {
+          receiver.ackIfReplayMoved();
+          try {
+            Thread.sleep(5);
+          } catch (InterruptedException e) {
+            return;
+          }
+        }
+      });
+    }
+  }
+
+  @Test
+  void theBackupReplaysExactlyThePrimarysStreamAndHeldFramesWaitForTheirEvent() throws Exception {
+    byte[] log = ReplayLogs.events("linux-boot-blkreplay");
+    long[] ends = ReplayLogs.eventEnds(log);
+    Pair pair = new Pair(1 << 20);
+
+    ByteArrayOutputStream replayed = new ByteArrayOutputStream();
+    Thread backupQemu = start("backup-qemu", () -> readAll(pair.backupRing, replayed, log.length));
+    List<Long> heldAt = new ArrayList<>();
+    SplittableRandom r = new SplittableRandom(7);
+    for (int p = 0; p < log.length; ) {
+      int n = Math.min(1 + r.nextInt(3000), log.length - p);
+      pair.primaryRing.write(log, p, n, Duration.ofSeconds(60));
+      p += n;
+      if (heldAt.size() < 50 && r.nextInt(100) == 0) {
+        // The guest sends a frame now: the gate notes where the log stands.
+        heldAt.add(pair.primaryRing.writePosition());
+        pair.gate.hold(new byte[] {(byte) heldAt.size()}, pair.primaryRing.writePosition());
+      }
+    }
+    pair.primaryRing.closeWriter();
+    backupQemu.join(120_000);
+
+    assertThat(replayed.toByteArray()).isEqualTo(log);
+    awaitAcked(pair.shipper, log.length);
+    assertThat(pair.releases).hasSize(heldAt.size());
+    for (int i = 0; i < heldAt.size(); i++) {
+      long[] rel = pair.releases.get(i);
+      assertThat(rel[0]).as("frames leave in order").isEqualTo(i + 1);
+      // Released only once the whole first event starting at or after its position was acked.
+      long position = heldAt.get(i);
+      long needed = firstEndAfterStartAtOrBeyond(ends, position);
+      assertThat(rel[1]).as("ack when frame " + (i + 1) + " at " + position + " left").isGreaterThanOrEqualTo(needed);
+    }
+    LogShipper.Stats st = pair.shipper.stats();
+    assertThat(st.shipped()).isEqualTo(log.length);
+    assertThat(st.replayed()).isEqualTo(log.length);
+    assertThat(pair.receiver.failure()).isNull();
+  }
+
+  @Test
+  void aBackupThatDoesNotReplayStopsThePrimaryAtTheLagLimit() throws Exception {
+    byte[] log = ReplayLogs.events("linux-boot-blkreplay");
+    long maxLag = 512 * 1024;
+    Pair pair = new Pair(maxLag);
+
+    // The backup QEMU reads nothing yet: the primary's writer must end up blocked.
+    Thread primaryQemu = start("primary-qemu", () -> {
+      try {
+        for (int p = 0; p < log.length; ) {
+          p += pair.primaryRing.write(log, p, Math.min(4096, log.length - p), Duration.ofMinutes(5));
+        }
+        pair.primaryRing.closeWriter();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    });
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (pair.primaryRing.writePosition() - pair.primaryRing.readPosition() < RING) {
+      assertThat(System.nanoTime()).as("the primary's ring fills up").isLessThan(deadline);
+      Thread.sleep(20);
+    }
+    long written = pair.primaryRing.writePosition();
+    Thread.sleep(500);
+    assertThat(pair.primaryRing.writePosition()).as("QEMU is held").isEqualTo(written);
+    LogShipper.Stats held = pair.shipper.stats();
+    assertThat(held.shipped() - held.replayed()).isLessThanOrEqualTo(maxLag);
+    assertThat(held.stalls()).isPositive();
+    assertThat(written).isLessThan(log.length);
+
+    ByteArrayOutputStream replayed = new ByteArrayOutputStream();
+    Thread backupQemu = start("backup-qemu", () -> readAll(pair.backupRing, replayed, log.length));
+    primaryQemu.join(120_000);
+    backupQemu.join(120_000);
+    assertThat(replayed.toByteArray()).isEqualTo(log);
+    assertThat(pair.shipper.stats().stallMs()).isPositive();
+  }
+
+  private static long firstEndAfterStartAtOrBeyond(long[] ends, long position) {
+    long start = 0;
+    for (long end : ends) {
+      if (start >= position) {
+        return end;
+      }
+      start = end;
+    }
+    return Long.MAX_VALUE;
+  }
+
+  private static void awaitAcked(LogShipper shipper, long offset) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (shipper.stats().acked() < offset || shipper.stats().replayed() < offset) {
+      assertThat(System.nanoTime()).as("acked up to " + offset).isLessThan(deadline);
+      Thread.sleep(10);
+    }
+  }
+
+  private static void readAll(LogRing ring, ByteArrayOutputStream into, int length) {
+    byte[] buf = new byte[65536];
+    try {
+      while (into.size() < length) {
+        int n = ring.read(buf, 0, buf.length);
+        if (n < 0) {
+          return;
+        }
+        if (n == 0) {
+          ring.awaitReadable(Duration.ofMillis(100));
+          continue;
+        }
+        into.write(buf, 0, n);
+      }
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private LogRing ring(String role) throws Exception {
+    Path p = Path.of("/dev/shm", "qemuft-test-" + ProcessHandle.current().pid() + "-"
+        + Integer.toHexString(ThreadLocalRandom.current().nextInt()) + "-" + role);
+    LogRing ring = LogRing.create(p, RING);
+    rings.add(() -> {
+      ring.close();
+      Files.deleteIfExists(p);
+    });
+    return ring;
+  }
+
+  private Thread start(String name, Runnable r) {
+    Thread t = Thread.ofPlatform().daemon().name(name).start(r);
+    threads.add(t);
+    return t;
+  }
+}

@@ -1,0 +1,305 @@
+package org.qemuft.it.bench;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.qemuft.controller.config.FtConfig.Role;
+import org.qemuft.controller.gate.GuestNic;
+import org.qemuft.controller.vm.QemuLaunch;
+import org.qemuft.controller.vm.QemuLaunch.Mode;
+import org.qemuft.controller.vm.QemuProcess;
+import org.qemuft.it.support.FtPair;
+import org.qemuft.it.support.Guest;
+import org.qemuft.it.support.PairNetwork;
+import org.qemuft.it.support.ServiceClient;
+import org.qemuft.nativeio.Netns;
+import org.qemuft.nativeio.Tap;
+
+/**
+ * What fault tolerance costs (the pair issue's benchmarks), each figure measured side by side
+ * with the same guest and QEMU settings without FT, in one run:
+ *
+ * <ul>
+ *   <li>FT overhead: the CPU-bound workload's wall time in the pair (primary, from the guest's
+ *       ready marker to its done marker) over the same workload in QEMU with the same icount
+ *       settings and no record/replay; rounds interleaved, medians.
+ *   <li>Log bandwidth, raw and on the wire (after compression), idle (the service guest doing
+ *       nothing) and busy (during the workload).
+ *   <li>Request latency (PING, one at a time) p50/p99 through the output gate vs. the same guest
+ *       whose NIC is relayed to the same TAP without a gate.
+ *   <li>Bulk TCP throughput from the guest (SEND) through the gate vs. without.
+ * </ul>
+ *
+ * Environment: QEMUFT_BENCH_ROUNDS (default 3), QEMUFT_BENCH_WORK_MIB (default 256),
+ * QEMUFT_BENCH_PINGS (default 500), QEMUFT_BENCH_SEND_MIB (default 32).
+ */
+@Tag("benchmark")
+class PairBenchmark {
+  private static final Duration BOOT = Duration.ofSeconds(300);
+  private static final Duration END = Duration.ofSeconds(900);
+  private static final Pattern READY = Pattern.compile("QEMUFT-READY");
+  private static final Pattern DONE = Pattern.compile("QEMUFT-WORK-DONE mib=(\\d+) checksum=([0-9a-f]{16})");
+  private static final String GUEST = "qemuft.ip=" + PairNetwork.GUEST_IP + "/24";
+
+  private final int rounds = env("QEMUFT_BENCH_ROUNDS", 3);
+  private final int workMib = env("QEMUFT_BENCH_WORK_MIB", 256);
+  private final int pings = env("QEMUFT_BENCH_PINGS", 500);
+  private final int sendMib = env("QEMUFT_BENCH_SEND_MIB", 32);
+
+  @TempDir Path tmp;
+
+  @Test
+  void pair() throws Exception {
+    String loadBefore = loadAverage();
+    ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    ObjectNode out = json.createObjectNode();
+    out.put("benchmark", "pair");
+    out.put("date", Instant.now().toString());
+    out.put("command", "scripts/bench pair");
+    ObjectNode settings = out.putObject("settings");
+    settings.put("icount", Guest.ICOUNT);
+    settings.put("workMib", workMib);
+    settings.put("rounds", rounds);
+
+    // 1. FT overhead and busy log bandwidth: the workload, interleaved plain/pair rounds.
+    List<Double> plain = new ArrayList<>();
+    List<Double> ft = new ArrayList<>();
+    List<Double> backupBehind = new ArrayList<>();
+    double busyRaw = 0;
+    double busyWire = 0;
+    String checksum = null;
+    for (int r = 0; r < rounds; r++) {
+      Workload p = workloadWithoutFt(r);
+      Workload f = workloadInPair(r);
+      assertThat(f.checksum).isEqualTo(p.checksum);
+      checksum = p.checksum;
+      plain.add(p.seconds);
+      ft.add(f.seconds);
+      backupBehind.add(f.backupBehindSeconds);
+      busyRaw += f.rawMbps / rounds;
+      busyWire += f.wireMbps / rounds;
+    }
+    ObjectNode ov = out.putObject("overhead");
+    ov.put("workloadChecksum", checksum);
+    ov.putPOJO("withoutFtSeconds", plain);
+    ov.putPOJO("pairSeconds", ft);
+    ov.putPOJO("backupFinishedLaterSeconds", backupBehind);
+    ov.put("ratioMedian", round3(median(ft) / median(plain)));
+    ov.put("target", "<= 1.10 (goal 1.05)");
+
+    // 2. The service guest: idle bandwidth, latency and throughput, without FT then in the pair.
+    Service noFt = serviceWithoutFt();
+    Service pair = serviceInPair();
+    ObjectNode bw = out.putObject("logBandwidthMbps");
+    bw.put("idleRaw", round3(pair.idleRawMbps));
+    bw.put("idleWire", round3(pair.idleWireMbps));
+    bw.put("busyRaw", round3(busyRaw));
+    bw.put("busyWire", round3(busyWire));
+    ObjectNode lat = out.putObject("latencyMicros");
+    lat.put("withoutFtP50", noFt.p50Micros);
+    lat.put("withoutFtP99", noFt.p99Micros);
+    lat.put("pairP50", pair.p50Micros);
+    lat.put("pairP99", pair.p99Micros);
+    lat.put("addedP99", pair.p99Micros - noFt.p99Micros);
+    lat.put("pings", pings);
+    ObjectNode tp = out.putObject("throughputMBps");
+    tp.put("withoutFt", round3(noFt.sendMBps));
+    tp.put("pair", round3(pair.sendMBps));
+    tp.put("sendMib", sendMib);
+
+    ObjectNode cond = out.putObject("conditions");
+    cond.put("cpus", Runtime.getRuntime().availableProcessors());
+    cond.put("loadAverageBefore", loadBefore);
+    cond.put("loadAverageAfter", loadAverage());
+    Path dir = Path.of(System.getProperty("qemuft.bench.dir"));
+    Files.createDirectories(dir);
+    Files.writeString(dir.resolve("pair.json"), json.writeValueAsString(out));
+  }
+
+  private record Workload(double seconds, String checksum, double backupBehindSeconds, double rawMbps, double wireMbps) {}
+
+  private record Service(long p50Micros, long p99Micros, double sendMBps, double idleRawMbps, double idleWireMbps) {}
+
+  private Workload workloadWithoutFt(int round) throws Exception {
+    QemuLaunch launch = QemuLaunch.of(Guest.workload(workMib), tmp.resolve("plain" + round), "qft-bench-plain")
+        .mode(Mode.ICOUNT, null);
+    try (QemuProcess q = launch.start()) {
+      long ready = awaitMark(q.serialLog(), READY, BOOT);
+      Matcher done = awaitMatch(q.serialLog(), DONE, END);
+      long t = System.nanoTime();
+      return new Workload((t - ready) / 1e9, done.group(2), 0, 0, 0);
+    }
+  }
+
+  private Workload workloadInPair(int round) throws Exception {
+    try (PairNetwork net = new PairNetwork();
+        FtPair pair = new FtPair(net, tmp.resolve("pair" + round), Guest.workload(workMib).kernelArgs(), "")) {
+      pair.start(Role.BACKUP);
+      pair.start(Role.PRIMARY);
+      Path primarySerial = pair.runDir(Role.PRIMARY).resolve("qemu/serial.log");
+      Path backupSerial = pair.runDir(Role.BACKUP).resolve("qemu/serial.log");
+      long ready = awaitMark(primarySerial, READY, BOOT);
+      JsonNode s0 = pair.status(Role.PRIMARY, Duration.ofSeconds(30));
+      Matcher done = awaitMatch(primarySerial, DONE, END);
+      long t = System.nanoTime();
+      JsonNode s1 = pair.status(Role.PRIMARY, Duration.ofSeconds(30));
+      awaitMatch(backupSerial, DONE, END);
+      long tb = System.nanoTime();
+      assertThat(pair.awaitExit(Role.PRIMARY, END)).as(FtPair.tail(pair.log(Role.PRIMARY))).contains(0);
+      assertThat(pair.awaitExit(Role.BACKUP, END)).as(FtPair.tail(pair.log(Role.BACKUP))).contains(0);
+      assertThat(pair.finalStatus(Role.BACKUP).path("icount").path("atPowerOff").asLong())
+          .isEqualTo(pair.finalStatus(Role.PRIMARY).path("icount").path("atPowerOff").asLong());
+      double secs = (t - ready) / 1e9;
+      return new Workload(secs, done.group(2), (tb - t) / 1e9,
+          mbps(s1, s0, "logBytesRaw", secs), mbps(s1, s0, "logBytesWire", secs));
+    }
+  }
+
+  private Service serviceWithoutFt() throws Exception {
+    try (PairNetwork net = new PairNetwork()) {
+      Tap tap = Netns.call(net.nsA, () -> Tap.open(net.tapA));
+      Path sock = tmp.resolve("noft-nic.sock");
+      GuestNic[] nic = new GuestNic[1];
+      try (tap; GuestNic n = GuestNic.listen(sock, f -> {
+        try {
+          tap.write(f, 0, f.length);
+        } catch (IOException e) {
+          throw new IllegalStateException(e);
+        }
+      }, "noft-nic")) {
+        nic[0] = n;
+        Thread relay = Thread.ofPlatform().daemon().start(() -> {
+          byte[] buf = new byte[Tap.MAX_FRAME];
+          try {
+            int len;
+            while ((len = tap.read(buf, Duration.ofMillis(200))) >= 0) {
+              if (len > 0) {
+                nic[0].sendToGuest(buf, 0, len);
+              }
+            }
+          } catch (IOException e) {
+            // closed
+          }
+        });
+        QemuLaunch launch = QemuLaunch.of(Guest.service(PairNetwork.GUEST_IP + "/24"), tmp.resolve("noft"),
+            "qft-bench-noft").mode(Mode.ICOUNT, null).netdevSocket(sock);
+        try (QemuProcess q = launch.start()) {
+          Service s = measureService(net, null);
+          q.stop(Duration.ofSeconds(5));
+          tap.close();
+          relay.join(5000);
+          return s;
+        }
+      }
+    }
+  }
+
+  private Service serviceInPair() throws Exception {
+    try (PairNetwork net = new PairNetwork(); FtPair pair = new FtPair(net, tmp.resolve("svc"), GUEST, "")) {
+      pair.start(Role.BACKUP);
+      pair.start(Role.PRIMARY);
+      Service s = measureService(net, pair);
+      return s;
+    }
+  }
+
+  private Service measureService(PairNetwork net, FtPair pair) throws Exception {
+    try (ServiceClient c = ServiceClient.connect(net.nsC, PairNetwork.GUEST_IP, BOOT)) {
+      for (int i = 0; i < 20; i++) {
+        assertThat(c.request("PING", Duration.ofSeconds(30))).isEqualTo("PONG"); // warm up
+      }
+      double idleRaw = 0;
+      double idleWire = 0;
+      if (pair != null) {
+        JsonNode s0 = pair.status(Role.PRIMARY, Duration.ofSeconds(30));
+        long t0 = System.nanoTime();
+        Thread.sleep(10_000);
+        JsonNode s1 = pair.status(Role.PRIMARY, Duration.ofSeconds(30));
+        double secs = (System.nanoTime() - t0) / 1e9;
+        idleRaw = mbps(s1, s0, "logBytesRaw", secs);
+        idleWire = mbps(s1, s0, "logBytesWire", secs);
+      }
+      long[] rtt = new long[pings];
+      for (int i = 0; i < pings; i++) {
+        long t = System.nanoTime();
+        assertThat(c.request("PING", Duration.ofSeconds(30))).isEqualTo("PONG");
+        rtt[i] = (System.nanoTime() - t) / 1000;
+      }
+      java.util.Arrays.sort(rtt);
+      long bytes = (long) sendMib << 20;
+      long t = System.nanoTime();
+      c.send("SEND " + bytes);
+      long got = c.drain(bytes, Duration.ofSeconds(300));
+      double secs = (System.nanoTime() - t) / 1e9;
+      assertThat(got).isEqualTo(bytes);
+      assertThat(c.readLine(Duration.ofSeconds(60))).hasValueSatisfying(l -> assertThat(l).isIn("", "END"));
+      return new Service(rtt[pings / 2], rtt[(int) Math.ceil(pings * 0.99) - 1], bytes / secs / 1e6, idleRaw, idleWire);
+    }
+  }
+
+  private static double mbps(JsonNode later, JsonNode earlier, String field, double seconds) {
+    long bytes = later.path("wire").path(field).asLong() - earlier.path("wire").path(field).asLong();
+    return bytes * 8 / seconds / 1e6;
+  }
+
+  /** Waits until {@code pattern} appears in {@code file}; returns the System.nanoTime it was seen. */
+  private static long awaitMark(Path file, Pattern pattern, Duration timeout) throws Exception {
+    awaitMatch(file, pattern, timeout);
+    return System.nanoTime();
+  }
+
+  private static Matcher awaitMatch(Path file, Pattern pattern, Duration timeout) throws Exception {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (true) {
+      if (Files.exists(file)) {
+        Matcher m = pattern.matcher(Files.readString(file));
+        if (m.find()) {
+          return m;
+        }
+      }
+      if (System.nanoTime() > deadline) {
+        throw new IOException("no /" + pattern + "/ in " + file + " after " + timeout.toSeconds() + " s");
+      }
+      Thread.sleep(10);
+    }
+  }
+
+  private static int env(String name, int dflt) {
+    String v = System.getenv(name);
+    return v == null || v.isBlank() ? dflt : Integer.parseInt(v.strip());
+  }
+
+  private static double median(List<Double> v) {
+    List<Double> s = new ArrayList<>(v);
+    s.sort(null);
+    int n = s.size();
+    return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
+  }
+
+  private static double round3(double v) {
+    return Math.round(v * 1000) / 1000.0;
+  }
+
+  private static String loadAverage() {
+    try {
+      return Files.readString(Path.of("/proc/loadavg")).strip();
+    } catch (IOException e) {
+      return "unknown (" + e.getMessage() + ")";
+    }
+  }
+}
