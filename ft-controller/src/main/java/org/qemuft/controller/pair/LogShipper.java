@@ -63,6 +63,8 @@ final class LogShipper implements ChannelListener {
   /** Next offset to send; reset to the backup's resume offset on every (re)connect. */
   private long sent;
   private volatile long resumeAt = -1;
+  /** onConnected of the current connection has been delivered (and not yet its onDisconnected). */
+  private volatile boolean peerReady;
   private volatile long acked;
   private volatile long replayIcount = -1;
   private volatile long shipped;
@@ -120,8 +122,14 @@ final class LogShipper implements ChannelListener {
   @Override
   public void onConnected(PeerInfo peer) {
     resumeAt = peer.resumeOffset();
+    peerReady = true;
     LOG.info("backup {} connected; it holds the log up to offset {}", peer.address(), peer.resumeOffset());
     wake();
+  }
+
+  @Override
+  public void onDisconnected(String reason) {
+    peerReady = false;
   }
 
   @Override
@@ -256,7 +264,10 @@ final class LogShipper implements ChannelListener {
   /** Sends every whole event not sent yet; returns whether anything was sent. */
   private boolean sendPending() throws InterruptedException {
     LogChannel c = channel;
-    if (c == null || !c.connected()) {
+    // The channel counts as connected a moment before it delivers onConnected: sending then, and
+    // rewinding to the resume offset when onConnected comes, would go back behind log already
+    // acknowledged and released.
+    if (c == null || !c.connected() || !peerReady || resumeAt >= 0) {
       return false;
     }
     boolean any = false;
