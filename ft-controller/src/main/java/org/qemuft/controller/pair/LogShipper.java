@@ -9,6 +9,7 @@ import org.qemuft.controller.channel.LogChannel;
 import org.qemuft.controller.channel.PeerInfo;
 import org.qemuft.controller.gate.OutputGate;
 import org.qemuft.nativeio.LogRing;
+import org.qemuft.replaylog.ReplayEventKind;
 import org.qemuft.replaylog.ReplayLogException;
 import org.qemuft.replaylog.ReplayLogScanner;
 import org.slf4j.Logger;
@@ -103,7 +104,7 @@ final class LogShipper implements ChannelListener {
     if (start >= gate.nextUnresolved()) {
       gate.eventStartsAt(start);
     }
-    if (powerOffEnd < 0 && PowerOff.isGuestShutdown(kind)) {
+    if (powerOffEnd < 0 && ReplayEventKind.of(kind).isGuestPowerOff()) {
       powerOffIcount = icount;
       powerOffEnd = end;
     }
@@ -112,6 +113,8 @@ final class LogShipper implements ChannelListener {
   /**
    * Where the guest asked to power off (or reset, or panicked: with -no-reboot all three end it)
    * in the log: the end offset and icount of the first such SHUTDOWN event; -1 until it is read.
+   * The backup's feed stops its QEMU at exactly this event (ReplayFeed.AtGuestPowerOff.STOP_THERE),
+   * so both report this icount, not the primary's final one (docs/pair.md).
    */
   long[] powerOff() {
     return new long[] {powerOffEnd, powerOffIcount};
