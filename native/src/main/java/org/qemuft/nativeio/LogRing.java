@@ -214,6 +214,17 @@ public final class LogRing implements AutoCloseable {
     return path;
   }
 
+  /**
+   * The pids of the processes that claimed the writer's and the reader's side (0: not claimed
+   * yet), e.g. to tell whether a ring left behind is still in use.
+   */
+  public int[] claimants() {
+    ensureOpen();
+    return new int[] {
+      (int) INT.getAcquire(seg, OFF_WRITER_PID), (int) INT.getAcquire(seg, OFF_READER_PID)
+    };
+  }
+
   public long capacity() {
     return capacity;
   }

@@ -80,6 +80,8 @@ public final class PairController implements AutoCloseable {
   private volatile long finalIcount = -1;
   private volatile String endReason;
   private volatile int exitCode = -1;
+  /** Whether this controller owns the run directory (else it must not write into it). */
+  private volatile boolean runDirLocked;
 
   private PairController(FtConfig config, Role role) {
     this.config = config;
@@ -110,7 +112,9 @@ public final class PairController implements AutoCloseable {
     Files.setPosixFilePermissions(runDir, PosixFilePermissions.fromString("rwx------"));
     owned.push(ticker::shutdownNow);
 
+    lockRunDir();
     ringPath = Path.of("/dev/shm", "qemuft-" + config.pair().id() + "-" + config.pair().epoch() + "-" + role.lower());
+    removeStaleRing(ringPath);
     ring = LogRing.create(ringPath, config.flowControl().ringBytes());
     owned.push(() -> {
       ring.close();
@@ -329,6 +333,9 @@ public final class PairController implements AutoCloseable {
   }
 
   private void writeFinalStatus() {
+    if (!runDirLocked) {
+      return; // another controller owns the run directory (or we never got that far)
+    }
     try {
       ObjectNode s = status();
       s.put("ended", endReason);
@@ -429,6 +436,66 @@ public final class PairController implements AutoCloseable {
     if (worker != null) {
       worker.interrupt();
     }
+  }
+
+  /**
+   * One controller per pair and role on a host: an exclusive lock on {@code controller.lock} in
+   * the run directory, held until the JVM ends (the kernel drops it even after kill -9). Whatever
+   * a dead predecessor left behind is then known to be stale.
+   */
+  private void lockRunDir() throws IOException {
+    Path file = runDir.resolve("controller.lock");
+    java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file,
+        java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.READ,
+        java.nio.file.StandardOpenOption.WRITE);
+    java.nio.channels.FileLock lock;
+    try {
+      lock = ch.tryLock();
+    } catch (IOException | RuntimeException e) {
+      ch.close();
+      throw new IOException("cannot lock " + file + ": " + e.getMessage(), e);
+    }
+    if (lock == null) {
+      String holder = Files.readString(file).strip();
+      ch.close();
+      throw new IOException("another controller of pair " + config.pair().id() + " (" + role.lower()
+          + ") is running on this host" + (holder.isEmpty() ? "" : " (pid " + holder + ")")
+          + "; stop it first, or use another runtime.dir");
+    }
+    runDirLocked = true;
+    ch.truncate(0);
+    ch.write(java.nio.ByteBuffer.wrap(Long.toString(ProcessHandle.current().pid()).getBytes(
+        java.nio.charset.StandardCharsets.US_ASCII)));
+    owned.push(ch);
+  }
+
+  /**
+   * A ring with this controller's name that exists now was left by a controller that died: remove
+   * it, unless a QEMU that died with it is still alive and using it (then refuse: two QEMUs of one
+   * VM must never run).
+   */
+  private static void removeStaleRing(Path path) throws IOException {
+    if (!Files.exists(path)) {
+      return;
+    }
+    int[] pids;
+    try (LogRing stale = LogRing.open(path)) {
+      pids = stale.claimants();
+    } catch (IOException e) {
+      LOG.warn("removing {}, left behind by an earlier run and unreadable: {}", path, e.getMessage());
+      Files.deleteIfExists(path);
+      return;
+    }
+    for (int pid : pids) {
+      if (pid != 0 && pid != ProcessHandle.current().pid()
+          && ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+        throw new IOException("the log ring " + path + " of an earlier run is still used by process " + pid
+            + " (" + ProcessHandle.of(pid).flatMap(h -> h.info().command()).orElse("?") + "): a QEMU of this "
+            + "VM is still running without its controller; stop it (kill " + pid + ") before starting another");
+      }
+    }
+    LOG.warn("removing the log ring {} left behind by an earlier run (its processes are gone)", path);
+    Files.delete(path);
   }
 
   /** The configuration keeps host names as written; the channel needs an address. */

@@ -2,8 +2,6 @@ package org.qemuft.it.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.InputStream;
@@ -13,7 +11,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -163,7 +160,7 @@ class ChannelBenchmark {
         }
       }
     }
-    String loadBefore = loadAverage();
+    BenchReport report = new BenchReport("channel");
     try (Pair plain = connect(false); Pair zstd = connect(true)) {
       long[] next = {0, 0}; // stream offset of each pair
       for (int round = 0; round < WARMUP_ROUNDS + ROUNDS; round++) {
@@ -217,18 +214,8 @@ class ChannelBenchmark {
       assertThat(plain.primary().stats().resets()).isZero();
       assertThat(zstd.primary().stats().resets()).isZero();
     }
-    String loadAfter = loadAverage();
-
-    ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-    ObjectNode out = json.createObjectNode();
-    out.put("benchmark", "channel");
-    out.put("date", Instant.now().toString());
-    out.put("command", "scripts/bench channel");
-    ObjectNode cond = out.putObject("conditions");
-    cond.put("cpus", Runtime.getRuntime().availableProcessors());
-    cond.put("loadAverageBefore", loadBefore);
-    cond.put("loadAverageAfter", loadAfter);
-    cond.put("java", System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
+    ObjectNode out = report.root();
+    ObjectNode cond = report.conditions();
     cond.put("warmupRounds", WARMUP_ROUNDS);
     cond.put("rounds", ROUNDS);
     cond.put("bytesPerMeasurement", BYTES_PER_MEASUREMENT);
@@ -237,8 +224,8 @@ class ChannelBenchmark {
     ObjectNode w = logsNode.putObject("workload");
     w.put("recorded", "test guest, qemuft.mode=work qemuft.work_mib=" + WORKLOAD_MIB + ", -icount " + Guest.ICOUNT + ",rr=record");
     w.put("bytes", workload.length);
-    w.put("recordSeconds", round1(recordSeconds));
-    w.put("producedMbitPerSecond", round1(workload.length * 8 / recordSeconds / 1e6));
+    w.put("recordSeconds", BenchReport.round1(recordSeconds));
+    w.put("producedMbitPerSecond", BenchReport.round1(workload.length * 8 / recordSeconds / 1e6));
     ObjectNode bn = logsNode.putObject("boot");
     bn.put("file", "native/src/test/resources/org/qemuft/replaylog/linux-boot-blkreplay.bin.gz");
     bn.put("bytes", boot.length);
@@ -247,10 +234,10 @@ class ChannelBenchmark {
     ObjectNode ratioNode = out.putObject("compressionRatio");
     ObjectNode all = out.putObject("rawMbitPerSecondAllRounds");
     for (var e : results.entrySet()) {
-      rawNode.put(e.getKey(), round1(median(e.getValue(), 0)));
-      wireNode.put(e.getKey(), round1(median(e.getValue(), 1)));
-      ratioNode.put(e.getKey(), round1(median(e.getValue(), 2)));
-      all.putPOJO(e.getKey(), e.getValue().stream().map(x -> round1(x[0])).toList());
+      rawNode.put(e.getKey(), BenchReport.round1(median(e.getValue(), 0)));
+      wireNode.put(e.getKey(), BenchReport.round1(median(e.getValue(), 1)));
+      ratioNode.put(e.getKey(), BenchReport.round1(median(e.getValue(), 2)));
+      all.putPOJO(e.getKey(), e.getValue().stream().map(x -> BenchReport.round1(x[0])).toList());
     }
     ObjectNode rtt = out.putObject("ackRoundTripMicros");
     rtt.put("frames", "about 1 KiB of whole workload events, one at a time, " + RTT_SAMPLES + " each");
@@ -258,13 +245,11 @@ class ChannelBenchmark {
       List<Double> sorted = new ArrayList<>(e.getValue());
       sorted.sort(null);
       ObjectNode n = rtt.putObject(e.getKey());
-      n.put("median", round1(sorted.get(sorted.size() / 2)));
-      n.put("p90", round1(sorted.get(sorted.size() * 9 / 10)));
-      n.put("p99", round1(sorted.get(sorted.size() * 99 / 100)));
+      n.put("median", BenchReport.round1(sorted.get(sorted.size() / 2)));
+      n.put("p90", BenchReport.round1(sorted.get(sorted.size() * 9 / 10)));
+      n.put("p99", BenchReport.round1(sorted.get(sorted.size() * 99 / 100)));
     }
-    Path dir = Path.of(System.getProperty("qemuft.bench.dir"));
-    Files.createDirectories(dir);
-    Files.writeString(dir.resolve("channel.json"), json.writeValueAsString(out));
+    report.write();
   }
 
   /** A log (file header removed) and its cuts into whole-event frames of about each size. */
@@ -293,21 +278,6 @@ class ChannelBenchmark {
   }
 
   private static double median(List<double[]> v, int i) {
-    List<Double> s = new ArrayList<>(v.stream().map(x -> x[i]).toList());
-    s.sort(null);
-    int n = s.size();
-    return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
-  }
-
-  private static double round1(double v) {
-    return Math.round(v * 10) / 10.0;
-  }
-
-  private static String loadAverage() {
-    try {
-      return Files.readString(Path.of("/proc/loadavg")).strip();
-    } catch (IOException e) {
-      return "unknown (" + e.getMessage() + ")";
-    }
+    return BenchReport.median(v.stream().map(x -> x[i]).toList());
   }
 }

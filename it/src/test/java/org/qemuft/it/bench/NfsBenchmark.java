@@ -2,13 +2,10 @@ package org.qemuft.it.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -52,7 +49,7 @@ class NfsBenchmark {
 
   @Test
   void lockLatencyAndDiskThroughput() throws Exception {
-    String loadBefore = loadAverage();
+    BenchReport report = new BenchReport("nfs");
     Path dirRoot = Files.createDirectory(tmp.resolve("dir-storage"));
     Map<String, String> locations = new LinkedHashMap<>();
     locations.put("libnfs", NFS.url());
@@ -146,17 +143,8 @@ class NfsBenchmark {
         }
       }
     }
-    String loadAfter = loadAverage();
-
-    ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-    ObjectNode out = json.createObjectNode();
-    out.put("benchmark", "nfs");
-    out.put("date", Instant.now().toString());
-    out.put("command", "scripts/bench nfs");
-    ObjectNode cond = out.putObject("conditions");
-    cond.put("cpus", Runtime.getRuntime().availableProcessors());
-    cond.put("loadAverageBefore", loadBefore);
-    cond.put("loadAverageAfter", loadAfter);
+    ObjectNode out = report.root();
+    ObjectNode cond = report.conditions();
     cond.put("server", "nfs-ganesha 4.3 (FSAL VFS) on 127.0.0.1, NFSv3/TCP; export on the local disk");
     cond.put("lockSamples", LOCK_SAMPLES);
     cond.put("diskMiB", DISK_MIB);
@@ -173,14 +161,12 @@ class NfsBenchmark {
     ObjectNode disk = out.putObject("guestDiskWrite");
     for (String k : guestMiBps.keySet()) {
       ObjectNode n = disk.putObject(k);
-      n.put("guestMiBpsMedian", round1(pct(guestMiBps.get(k), 50)));
-      n.putPOJO("guestMiBpsAll", guestMiBps.get(k).stream().map(NfsBenchmark::round1).toList());
-      n.put("hostSecondsWriteAndReadBackMedian", round1(pct(hostSeconds.get(k), 50)));
+      n.put("guestMiBpsMedian", BenchReport.round1(pct(guestMiBps.get(k), 50)));
+      n.putPOJO("guestMiBpsAll", guestMiBps.get(k).stream().map(BenchReport::round1).toList());
+      n.put("hostSecondsWriteAndReadBackMedian", BenchReport.round1(pct(hostSeconds.get(k), 50)));
       n.put("ratioToLocalFile", Math.round(pct(guestMiBps.get(k), 50) / pct(guestMiBps.get("local-file"), 50) * 100) / 100.0);
     }
-    Path dir = Path.of(System.getProperty("qemuft.bench.dir"));
-    Files.createDirectories(dir);
-    Files.writeString(dir.resolve("nfs.json"), json.writeValueAsString(out));
+    report.write();
   }
 
   private static double pct(List<Double> xs, int p) {
@@ -188,17 +174,5 @@ class NfsBenchmark {
     s.sort(null);
     int i = (int) Math.ceil(p / 100.0 * s.size()) - 1;
     return Math.round(s.get(Math.max(0, Math.min(s.size() - 1, i))) * 1000) / 1000.0;
-  }
-
-  private static double round1(double x) {
-    return Math.round(x * 10) / 10.0;
-  }
-
-  private static String loadAverage() {
-    try {
-      return Files.readString(Path.of("/proc/loadavg")).strip();
-    } catch (Exception e) {
-      return "unknown";
-    }
   }
 }

@@ -3,14 +3,11 @@ package org.qemuft.it.bench;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
@@ -65,12 +62,8 @@ class PairBenchmark {
 
   @Test
   void pair() throws Exception {
-    String loadBefore = loadAverage();
-    ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-    ObjectNode out = json.createObjectNode();
-    out.put("benchmark", "pair");
-    out.put("date", Instant.now().toString());
-    out.put("command", "scripts/bench pair");
+    BenchReport report = new BenchReport("pair");
+    ObjectNode out = report.root();
     ObjectNode settings = out.putObject("settings");
     settings.put("icount", Guest.ICOUNT);
     settings.put("workMib", workMib);
@@ -99,17 +92,17 @@ class PairBenchmark {
     ov.putPOJO("withoutFtSeconds", plain);
     ov.putPOJO("pairSeconds", ft);
     ov.putPOJO("backupFinishedLaterSeconds", backupBehind);
-    ov.put("ratioMedian", round3(median(ft) / median(plain)));
+    ov.put("ratioMedian", BenchReport.round3(BenchReport.median(ft) / BenchReport.median(plain)));
     ov.put("target", "<= 1.10 (goal 1.05)");
 
     // 2. The service guest: idle bandwidth, latency and throughput, without FT then in the pair.
     Service noFt = serviceWithoutFt();
     Service pair = serviceInPair();
     ObjectNode bw = out.putObject("logBandwidthMbps");
-    bw.put("idleRaw", round3(pair.idleRawMbps));
-    bw.put("idleWire", round3(pair.idleWireMbps));
-    bw.put("busyRaw", round3(busyRaw));
-    bw.put("busyWire", round3(busyWire));
+    bw.put("idleRaw", BenchReport.round3(pair.idleRawMbps));
+    bw.put("idleWire", BenchReport.round3(pair.idleWireMbps));
+    bw.put("busyRaw", BenchReport.round3(busyRaw));
+    bw.put("busyWire", BenchReport.round3(busyWire));
     ObjectNode lat = out.putObject("latencyMicros");
     lat.put("withoutFtP50", noFt.p50Micros);
     lat.put("withoutFtP99", noFt.p99Micros);
@@ -118,17 +111,12 @@ class PairBenchmark {
     lat.put("addedP99", pair.p99Micros - noFt.p99Micros);
     lat.put("pings", pings);
     ObjectNode tp = out.putObject("throughputMBps");
-    tp.put("withoutFt", round3(noFt.sendMBps));
-    tp.put("pair", round3(pair.sendMBps));
+    tp.put("withoutFt", BenchReport.round3(noFt.sendMBps));
+    tp.put("pair", BenchReport.round3(pair.sendMBps));
     tp.put("sendMib", sendMib);
 
-    ObjectNode cond = out.putObject("conditions");
-    cond.put("cpus", Runtime.getRuntime().availableProcessors());
-    cond.put("loadAverageBefore", loadBefore);
-    cond.put("loadAverageAfter", loadAverage());
-    Path dir = Path.of(System.getProperty("qemuft.bench.dir"));
-    Files.createDirectories(dir);
-    Files.writeString(dir.resolve("pair.json"), json.writeValueAsString(out));
+    ObjectNode cond = report.conditions();
+    report.write();
   }
 
   private record Workload(double seconds, String checksum, double backupBehindSeconds, double rawMbps, double wireMbps) {}
@@ -282,24 +270,5 @@ class PairBenchmark {
   private static int env(String name, int dflt) {
     String v = System.getenv(name);
     return v == null || v.isBlank() ? dflt : Integer.parseInt(v.strip());
-  }
-
-  private static double median(List<Double> v) {
-    List<Double> s = new ArrayList<>(v);
-    s.sort(null);
-    int n = s.size();
-    return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
-  }
-
-  private static double round3(double v) {
-    return Math.round(v * 1000) / 1000.0;
-  }
-
-  private static String loadAverage() {
-    try {
-      return Files.readString(Path.of("/proc/loadavg")).strip();
-    } catch (IOException e) {
-      return "unknown (" + e.getMessage() + ")";
-    }
   }
 }

@@ -2,14 +2,11 @@ package org.qemuft.it.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -78,7 +75,7 @@ class ReplayScanBenchmark {
     variants.keySet().forEach(k -> mbps.put(k, new ArrayList<>()));
 
     List<String> order = new ArrayList<>(variants.keySet());
-    String loadBefore = loadAverage();
+    BenchReport report = new BenchReport("replayscan");
     for (int round = 0; round < WARMUP_ROUNDS + ROUNDS; round++) {
       for (int i = 0; i < order.size(); i++) {
         String name = order.get((i + round) % order.size()); // rotate so no variant is always first
@@ -96,18 +93,8 @@ class ReplayScanBenchmark {
         }
       }
     }
-    String loadAfter = loadAverage();
-
-    ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-    ObjectNode out = json.createObjectNode();
-    out.put("benchmark", "replayscan");
-    out.put("date", Instant.now().toString());
-    out.put("command", "scripts/bench replayscan");
-    ObjectNode cond = out.putObject("conditions");
-    cond.put("cpus", Runtime.getRuntime().availableProcessors());
-    cond.put("loadAverageBefore", loadBefore);
-    cond.put("loadAverageAfter", loadAfter);
-    cond.put("java", System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
+    ObjectNode out = report.root();
+    ObjectNode cond = report.conditions();
     cond.put("warmupRounds", WARMUP_ROUNDS);
     cond.put("rounds", ROUNDS);
     cond.put("passesPerMeasurement", passes);
@@ -125,20 +112,18 @@ class ReplayScanBenchmark {
     ObjectNode ratio = out.putObject("ratioToByteSum");
     ObjectNode headroom = out.putObject("ratioToProductionRate");
     ObjectNode all = out.putObject("mbPerSecondAllRounds");
-    double base = median(mbps.get("baseline-byte-sum"));
+    double base = BenchReport.median(mbps.get("baseline-byte-sum"));
     for (var e : mbps.entrySet()) {
-      double m = median(e.getValue());
-      res.put(e.getKey(), round1(m));
-      all.putPOJO(e.getKey(), e.getValue().stream().map(ReplayScanBenchmark::round1).toList());
+      double m = BenchReport.median(e.getValue());
+      res.put(e.getKey(), BenchReport.round1(m));
+      all.putPOJO(e.getKey(), e.getValue().stream().map(BenchReport::round1).toList());
       if (!e.getKey().startsWith("baseline")) {
-        evs.put(e.getKey(), round1(m * 1e6 / data.length * events / 1e6));
+        evs.put(e.getKey(), BenchReport.round1(m * 1e6 / data.length * events / 1e6));
         ratio.put(e.getKey(), Math.round(m / base * 1000) / 1000.0);
         headroom.put(e.getKey(), Math.round(m / producedMBps));
       }
     }
-    Path dir = Path.of(System.getProperty("qemuft.bench.dir"));
-    Files.createDirectories(dir);
-    Files.writeString(dir.resolve("replayscan.json"), json.writeValueAsString(out));
+    report.write();
     assertThat(sink[0]).isNotZero();
   }
 
@@ -207,25 +192,6 @@ class ReplayScanBenchmark {
       }
       sum += s;
       return s;
-    }
-  }
-
-  private static double median(List<Double> v) {
-    List<Double> s = new ArrayList<>(v);
-    s.sort(null);
-    int n = s.size();
-    return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
-  }
-
-  private static double round1(double v) {
-    return Math.round(v * 10) / 10.0;
-  }
-
-  static String loadAverage() {
-    try {
-      return Files.readString(Path.of("/proc/loadavg")).strip();
-    } catch (java.io.IOException e) {
-      return "unknown (" + e.getMessage() + ")";
     }
   }
 }

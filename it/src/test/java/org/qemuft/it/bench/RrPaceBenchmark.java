@@ -2,14 +2,11 @@ package org.qemuft.it.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -69,8 +66,7 @@ class RrPaceBenchmark {
         new Setting("old-shift-auto", "shift=auto", Timers.QEMU_DEFAULTS));
     Map<String, Map<Mode, List<Run>>> runs = new LinkedHashMap<>();
     Map<String, ObjectNode> logs = new LinkedHashMap<>();
-    ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-    String loadBefore = loadAverage();
+    BenchReport report = new BenchReport("rrpace");
     for (int round = 0; round < ROUNDS; round++) {
       for (int s = 0; s < settings.size(); s++) {
         Setting setting = settings.get((s + round) % settings.size()); // alternate which goes first
@@ -82,7 +78,7 @@ class RrPaceBenchmark {
           runs.computeIfAbsent(setting.name(), k -> new LinkedHashMap<>())
               .computeIfAbsent(mode, k -> new ArrayList<>()).add(r);
           if (mode == Mode.RECORD && !logs.containsKey(setting.name())) {
-            logs.put(setting.name(), describeLog(json, log));
+            logs.put(setting.name(), describeLog(log));
           }
         }
         // The same work everywhere, and a replay that followed its recording exactly.
@@ -92,16 +88,9 @@ class RrPaceBenchmark {
             .isEqualTo(thisRound.get(Mode.RECORD).guestMs());
       }
     }
-    String loadAfter = loadAverage();
 
-    ObjectNode out = json.createObjectNode();
-    out.put("benchmark", "rrpace");
-    out.put("date", Instant.now().toString());
-    out.put("command", "scripts/bench rrpace");
-    ObjectNode cond = out.putObject("conditions");
-    cond.put("cpus", Runtime.getRuntime().availableProcessors());
-    cond.put("loadAverageBefore", loadBefore);
-    cond.put("loadAverageAfter", loadAfter);
+    ObjectNode out = report.root();
+    ObjectNode cond = report.conditions();
     cond.put("qemu", QemuLaunch.qemuBinary());
     cond.put("workload", "qemuft.mode=work qemuft.work_mib=" + WORKLOAD_MIB + " (boot, then the work, then power-off)");
     cond.put("rounds", ROUNDS);
@@ -115,13 +104,13 @@ class RrPaceBenchmark {
       for (Mode mode : MODES) {
         List<Run> rs = byMode.get(mode);
         ObjectNode m = medians.putObject(mode.name().toLowerCase());
-        m.put("wall", round3(median(rs.stream().map(Run::wall).toList())));
-        m.put("work", round3(median(rs.stream().map(Run::work).toList())));
-        m.put("boot", round3(median(rs.stream().map(Run::boot).toList())));
-        m.put("cpu", round3(median(rs.stream().map(Run::cpu).toList())));
-        m.put("vcpuRunqueueWait", round3(median(rs.stream().map(Run::vcpuRunqueue).toList())));
-        m.put("wallMinusRunqueue", round3(median(rs.stream().map(Run::adjusted).toList())));
-        m.put("guestMs", round3(median(rs.stream().map(Run::guestMs).toList())));
+        m.put("wall", BenchReport.round3(BenchReport.median(rs.stream().map(Run::wall).toList())));
+        m.put("work", BenchReport.round3(BenchReport.median(rs.stream().map(Run::work).toList())));
+        m.put("boot", BenchReport.round3(BenchReport.median(rs.stream().map(Run::boot).toList())));
+        m.put("cpu", BenchReport.round3(BenchReport.median(rs.stream().map(Run::cpu).toList())));
+        m.put("vcpuRunqueueWait", BenchReport.round3(BenchReport.median(rs.stream().map(Run::vcpuRunqueue).toList())));
+        m.put("wallMinusRunqueue", BenchReport.round3(BenchReport.median(rs.stream().map(Run::adjusted).toList())));
+        m.put("guestMs", BenchReport.round3(BenchReport.median(rs.stream().map(Run::guestMs).toList())));
       }
       ObjectNode ratios = sn.putObject("medianRatios");
       ratios.put("replayToRecordWall", ratio(byMode, Mode.REPLAY, Mode.RECORD, Run::wall));
@@ -133,17 +122,15 @@ class RrPaceBenchmark {
       ratios.put("icountToPlainWork", ratio(byMode, Mode.ICOUNT, Mode.PLAIN, Run::work));
       ObjectNode all = sn.putObject("allRoundsWallSeconds");
       for (Mode mode : MODES) {
-        all.putPOJO(mode.name().toLowerCase(), byMode.get(mode).stream().map(r -> round3(r.wall())).toList());
+        all.putPOJO(mode.name().toLowerCase(), byMode.get(mode).stream().map(r -> BenchReport.round3(r.wall())).toList());
       }
     }
     ObjectNode cmp = out.putObject("chosenAgainstOld");
-    cmp.put("recordWall", round3(median(runs.get("chosen").get(Mode.RECORD).stream().map(Run::wall).toList())
-        / median(runs.get("old-shift-auto").get(Mode.RECORD).stream().map(Run::wall).toList())));
-    cmp.put("replayWall", round3(median(runs.get("chosen").get(Mode.REPLAY).stream().map(Run::wall).toList())
-        / median(runs.get("old-shift-auto").get(Mode.REPLAY).stream().map(Run::wall).toList())));
-    Path dir = Path.of(System.getProperty("qemuft.bench.dir"));
-    Files.createDirectories(dir);
-    Files.writeString(dir.resolve("rrpace.json"), json.writeValueAsString(out));
+    cmp.put("recordWall", BenchReport.round3(BenchReport.median(runs.get("chosen").get(Mode.RECORD).stream().map(Run::wall).toList())
+        / BenchReport.median(runs.get("old-shift-auto").get(Mode.RECORD).stream().map(Run::wall).toList())));
+    cmp.put("replayWall", BenchReport.round3(BenchReport.median(runs.get("chosen").get(Mode.REPLAY).stream().map(Run::wall).toList())
+        / BenchReport.median(runs.get("old-shift-auto").get(Mode.REPLAY).stream().map(Run::wall).toList())));
+    report.write();
   }
 
   /** One QEMU run of the workload; checks that it computed the right thing and replayed in step. */
@@ -172,13 +159,13 @@ class RrPaceBenchmark {
     }
   }
 
-  private static ObjectNode describeLog(ObjectMapper json, Path log) throws IOException {
+  private static ObjectNode describeLog(Path log) throws IOException {
     long[] counts = new long[ReplayEventKind.CODE_COUNT];
     ReplayLogScanner scanner = ReplayLogScanner.forLogFile((kind, s, e, icount) -> counts[kind]++, false);
     byte[] data = Files.readAllBytes(log);
     scanner.feed(data, 0, data.length);
     assertThat(scanner.endSeen()).as("the recording " + log + " ends with END").isTrue();
-    ObjectNode n = json.createObjectNode();
+    ObjectNode n = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode();
     n.put("bytes", data.length);
     n.put("events", scanner.events());
     n.put("icount", scanner.icount());
@@ -199,7 +186,7 @@ class RrPaceBenchmark {
     for (int i = 0; i < Math.min(as.size(), bs.size()); i++) {
       r.add(f.applyAsDouble(as.get(i)) / f.applyAsDouble(bs.get(i)));
     }
-    return round3(median(r));
+    return BenchReport.round3(BenchReport.median(r));
   }
 
   /**
@@ -258,25 +245,6 @@ class RrPaceBenchmark {
 
     double vcpuRunqueueSeconds() {
       return vcpu()[1] / 1e9;
-    }
-  }
-
-  private static double median(List<Double> v) {
-    List<Double> s = new ArrayList<>(v);
-    s.sort(null);
-    int n = s.size();
-    return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
-  }
-
-  private static double round3(double v) {
-    return Math.round(v * 1000) / 1000.0;
-  }
-
-  private static String loadAverage() {
-    try {
-      return Files.readString(Path.of("/proc/loadavg")).strip();
-    } catch (IOException e) {
-      return "unknown (" + e.getMessage() + ")";
     }
   }
 }

@@ -2,13 +2,10 @@ package org.qemuft.it.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -64,7 +61,7 @@ class ShimBenchmark {
         logBytes.put(v, new ArrayList<>());
       }
       List<String> order = new ArrayList<>(seconds.keySet());
-      String loadBefore = ReplayScanBenchmark.loadAverage();
+      BenchReport report = new BenchReport("shim");
       for (int round = 0; round < WARMUP_ROUNDS + ROUNDS; round++) {
         for (int i = 0; i < order.size(); i++) {
           String v = order.get((i + round) % order.size());
@@ -123,17 +120,8 @@ class ShimBenchmark {
           }
         }
       }
-      String loadAfter = ReplayScanBenchmark.loadAverage();
-
-      ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-      ObjectNode out = json.createObjectNode();
-      out.put("benchmark", "shim");
-      out.put("date", Instant.now().toString());
-      out.put("command", "scripts/bench shim");
-      ObjectNode cond = out.putObject("conditions");
-      cond.put("cpus", Runtime.getRuntime().availableProcessors());
-      cond.put("loadAverageBefore", loadBefore);
-      cond.put("loadAverageAfter", loadAfter);
+      ObjectNode out = report.root();
+      ObjectNode cond = report.conditions();
       cond.put("workload", "test guest, qemuft.mode=work qemuft.work_mib=" + WORKLOAD_MIB);
       cond.put("icount", Guest.ICOUNT);
       cond.put("ringBytes", RING);
@@ -144,16 +132,14 @@ class ShimBenchmark {
       ObjectNode all = out.putObject("secondsAllRounds");
       ObjectNode bytes = out.putObject("logBytesAllRounds");
       for (String v : seconds.keySet()) {
-        med.put(v, median(seconds.get(v)));
+        med.put(v, BenchReport.median(seconds.get(v)));
         all.putPOJO(v, seconds.get(v));
         bytes.putPOJO(v, logBytes.get(v));
       }
       ObjectNode ratio = out.putObject("ratioRingToFile");
-      ratio.put("record", Math.round(median(seconds.get("record-ring")) / median(seconds.get("record-file")) * 1000) / 1000.0);
-      ratio.put("replay", Math.round(median(seconds.get("replay-ring")) / median(seconds.get("replay-file")) * 1000) / 1000.0);
-      Path dir = Path.of(System.getProperty("qemuft.bench.dir"));
-      Files.createDirectories(dir);
-      Files.writeString(dir.resolve("shim.json"), json.writeValueAsString(out));
+      ratio.put("record", Math.round(BenchReport.median(seconds.get("record-ring")) / BenchReport.median(seconds.get("record-file")) * 1000) / 1000.0);
+      ratio.put("replay", Math.round(BenchReport.median(seconds.get("replay-ring")) / BenchReport.median(seconds.get("replay-file")) * 1000) / 1000.0);
+      report.write();
       assertThat(seconds.get("replay-ring")).hasSize(ROUNDS);
     }
   }
@@ -164,11 +150,5 @@ class ShimBenchmark {
       q.awaitSerial("QEMUFT-WORK-DONE", TIMEOUT);
       assertThat(q.awaitExit(TIMEOUT)).as(q.qemuLogText()).contains(0);
     }
-  }
-
-  private static double median(List<Double> xs) {
-    List<Double> s = xs.stream().sorted().toList();
-    int n = s.size();
-    return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
   }
 }

@@ -51,6 +51,11 @@ class PairIT {
         // A repeated operation is answered again, not applied twice.
         assertThat(client.request("ADD c1 7 7", ANSWER)).isEqualTo("OK 7 28");
 
+        // A second controller for the same pair and role refuses to start and disturbs nothing.
+        var second = pair.runAgain(Role.BACKUP);
+        assertThat(second.getKey()).as(second.getValue()).isEqualTo(2);
+        assertThat(second.getValue()).contains("another controller of pair " + pair.pairId() + " (backup) is running");
+
         // A peer without the secret is refused; the pair does not notice.
         List<String> rogue = new CopyOnWriteArrayList<>();
         ChannelSettings wrong = new ChannelSettings(pair.pairId(), 1,

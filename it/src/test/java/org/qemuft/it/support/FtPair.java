@@ -115,6 +115,24 @@ public final class FtPair implements AutoCloseable {
     return p;
   }
 
+  /**
+   * Runs a second {@code ftctl run} for {@code role} in its host's namespace and waits for it
+   * (it is expected to refuse to start); returns its exit code and output.
+   */
+  public Map.Entry<Integer, String> runAgain(Role role) throws IOException, InterruptedException {
+    String ns = role == Role.PRIMARY ? net.nsA : net.nsB;
+    Process p = new ProcessBuilder("ip", "netns", "exec", ns,
+        Path.of(System.getProperty("qemuft.root"), "scripts", "ftctl").toString(),
+        "run", "--config", configs.get(role).toString(), "--role", role.lower())
+        .redirectErrorStream(true).start();
+    if (!p.waitFor(120, TimeUnit.SECONDS)) {
+      p.descendants().forEach(ProcessHandle::destroyForcibly);
+      p.destroyForcibly();
+      throw new IOException("a second controller for " + role.lower() + " did not give up within 120 s");
+    }
+    return Map.entry(p.exitValue(), new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
+  }
+
   public Process process(Role role) {
     return controllers.get(role);
   }
