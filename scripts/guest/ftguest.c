@@ -2,7 +2,7 @@
  * ftguest: qemu-ft's programs inside the test guest, one static binary.
  *
  *   ftguest serve [-p PORT] [-d FILE]   the test service (TCP, default port 7000)
- *   ftguest work MIB                    the CPU-bound benchmark workload
+ *   ftguest work MIB [IDLE_MS]          the CPU-bound benchmark workload
  *   ftguest diskwrite DIR MIB           the disk workload (see below)
  *
  * The service keeps an ordered, append-only sequence of client operations. Requests are lines:
@@ -23,7 +23,9 @@
  *
  * The workload generates MIB mebibytes of pseudo-random data in memory, checksums them, prints
  * the checksum and the guest's elapsed time (CLOCK_MONOTONIC), and returns. Progress lines
- * every 32 MiB carry the guest's clock, so clock continuity can be checked mid-run.
+ * every 32 MiB carry the guest's clock, so clock continuity can be checked mid-run. With IDLE_MS
+ * it sleeps that long after each progress line: the guest idles mid-run (QEMU then warps its
+ * clock over the idle time, which a go-live must not cut in half; docs/go-live.md).
  *
  * The disk workload counts its runs in DIR/runs (read, add one, write, fsync: a run that starts
  * from a restored snapshot counts the same number again), then writes MIB MiB of pseudo-random
@@ -545,7 +547,7 @@ static int serve(int port, const char *data)
 
 /* ---------------------------------------------------------------- the workload */
 
-static int work(uint64_t mib)
+static int work(uint64_t mib, uint64_t idle_ms)
 {
     enum { WORDS = (1 << 20) / sizeof(uint64_t) };
     static uint64_t buf[WORDS];
@@ -566,6 +568,11 @@ static int work(uint64_t mib)
             printf("QEMUFT-WORK-PROGRESS mib=%" PRIu64 " elapsed_ms=%.3f\n", m,
                    (double)(now_ns() - t0) / 1e6);
             fflush(stdout);
+            if (idle_ms > 0) {
+                struct timespec idle = {(time_t)(idle_ms / 1000), (long)(idle_ms % 1000) * 1000000L};
+                while (nanosleep(&idle, &idle) != 0 && errno == EINTR) {
+                }
+            }
         }
     }
     printf("QEMUFT-WORK-DONE mib=%" PRIu64 " checksum=%016" PRIx64 " elapsed_ms=%.3f\n", mib, sum,
@@ -676,12 +683,14 @@ int main(int argc, char **argv)
         return serve(port, data);
     }
     uint64_t mib;
-    if (argc == 3 && strcmp(argv[1], "work") == 0 && parse_u64(argv[2], &mib) && mib > 0) {
-        return work(mib);
+    uint64_t idle_ms = 0;
+    if ((argc == 3 || (argc == 4 && parse_u64(argv[3], &idle_ms))) && strcmp(argv[1], "work") == 0
+        && parse_u64(argv[2], &mib) && mib > 0) {
+        return work(mib, idle_ms);
     }
     if (argc == 4 && strcmp(argv[1], "diskwrite") == 0 && parse_u64(argv[3], &mib) && mib > 0) {
         return diskwrite(argv[2], mib);
     }
-    die("usage: ftguest serve [-p PORT] [-d FILE] | ftguest work MIB | ftguest diskwrite DIR MIB");
+    die("usage: ftguest serve [-p PORT] [-d FILE] | ftguest work MIB [IDLE_MS] | ftguest diskwrite DIR MIB");
     return 2;
 }

@@ -94,6 +94,19 @@ public enum ReplayEventKind {
   }
 
   /**
+   * Whether this is a shutdown the guest itself requested: guest-shutdown (power-off),
+   * guest-reset or guest-panic. Under {@code -no-reboot}, which every QEMU qemu-ft starts has,
+   * each of them ends the guest. QEMU 7.2 logs such a request as the SHUTDOWN event alone, without
+   * first logging the instructions executed since the previous event ({@code
+   * replay_shutdown_request}, replay/replay.c), so a recording's final instruction count lies a
+   * little past the log's count at this event (docs/pair.md, "When the guest powers off").
+   */
+  public boolean isGuestPowerOff() {
+    return this == SHUTDOWN_GUEST_SHUTDOWN || this == SHUTDOWN_GUEST_RESET
+        || this == SHUTDOWN_GUEST_PANIC;
+  }
+
+  /**
    * For a SHUTDOWN kind, QEMU's {@code ShutdownCause} as QMP spells it ("host-qmp-quit").
    *
    * @throws IllegalStateException if this is not a SHUTDOWN kind

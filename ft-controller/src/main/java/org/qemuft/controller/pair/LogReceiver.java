@@ -2,12 +2,16 @@ package org.qemuft.controller.pair;
 
 import java.io.IOException;
 import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.Optional;
 import org.qemuft.controller.channel.ChannelListener;
 import org.qemuft.controller.channel.LogChannel;
 import org.qemuft.controller.channel.PeerInfo;
 import org.qemuft.nativeio.LogRing;
 import org.qemuft.nativeio.ReplayFeed;
+import org.qemuft.replaylog.ReplayEventKind;
 import org.qemuft.replaylog.ReplayLogException;
+import org.qemuft.replaylog.ReplayLogScanner;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -22,7 +26,6 @@ final class LogReceiver implements ChannelListener {
   private static final Logger LOG = LoggerFactory.getLogger(LogReceiver.class);
   private static final int FEED_CHUNK = 64 * 1024;
   private static final Duration FEED_WAIT = Duration.ofMillis(100);
-  private static final byte[] END = {(byte) org.qemuft.replaylog.ReplayEventKind.END.code()};
 
   private final LogWindow buffer;
   /**
@@ -30,14 +33,11 @@ final class LogReceiver implements ChannelListener {
    * backup's instruction count is known from how far its QEMU has read, without asking QEMU: a
    * replaying QEMU that waits for log answers no QMP command (docs/go-live.md).
    */
-  private final java.util.ArrayDeque<long[]> icountTrail = new java.util.ArrayDeque<>();
-  private final org.qemuft.replaylog.ReplayLogScanner scanner;
+  private final ArrayDeque<long[]> icountTrail = new ArrayDeque<>();
+  /** Checks the log as it arrives, before it is acknowledged; feeds the icount trail. */
+  private final ReplayLogScanner scanner;
   private long replayedIcount;
-  private volatile long powerOffEnd = -1;
-  private volatile long powerOffIcount = -1;
-  private boolean endFed;
   private final ReplayFeed feed;
-  private final LogRing ring;
   private final byte[] chunk = new byte[FEED_CHUNK];
   private volatile LogChannel channel;
   private volatile long logFrames;
@@ -46,22 +46,20 @@ final class LogReceiver implements ChannelListener {
   private volatile long lastAckedReplay = -1;
 
   /**
-   * @param feed writes whole events into {@code ring}, which the backup QEMU reads
+   * @param feed writes whole events into the ring the backup QEMU reads; it must be {@link
+   *     ReplayFeed.AtGuestPowerOff#STOP_THERE}, so that the backup stops exactly where the
+   *     primary's guest asked to power off; the log it receives starts where the feed stands
    * @param bufferBytes the backup's buffer (a power of two)
    */
-  LogReceiver(ReplayFeed feed, LogRing ring, int bufferBytes) {
+  LogReceiver(ReplayFeed feed, int bufferBytes) {
     this.feed = feed;
-    this.ring = ring;
-    this.buffer = new LogWindow(bufferBytes, ring.writePosition());
-    this.scanner = org.qemuft.replaylog.ReplayLogScanner.forStream((kind, start, end, icount) -> {
-      if (kind == 0) {
+    long start = feed.ringEnd() - LogRing.BASE_OFFSET; // stream offsets here are ring positions
+    this.buffer = new LogWindow(bufferBytes, start);
+    this.scanner = ReplayLogScanner.forStream((kind, s, end, icount) -> {
+      if (kind == ReplayEventKind.INSTRUCTION.code()) {
         icountTrail.addLast(new long[] {end, icount});
       }
-      if (powerOffEnd < 0 && PowerOff.isGuestShutdown(kind)) {
-        powerOffIcount = icount;
-        powerOffEnd = end;
-      }
-    }, ring.writePosition(), 0);
+    }, start, 0);
   }
 
   void attach(LogChannel c) {
@@ -73,9 +71,12 @@ final class LogReceiver implements ChannelListener {
     return buffer.end();
   }
 
-  /** The backup QEMU has consumed the log up to here. */
+  /**
+   * The backup QEMU has consumed the log up to here (an idle warp the feed holds back counts as
+   * consumed once QEMU has read what precedes it: {@link ReplayFeed#replayed()}).
+   */
   long replayed() {
-    return ring.readPosition();
+    return feed.replayed() - LogRing.BASE_OFFSET;
   }
 
   /**
@@ -92,9 +93,12 @@ final class LogReceiver implements ChannelListener {
     return replayedIcount;
   }
 
-  /** End offset and icount of the guest's power-off request in the log; -1 until received. */
-  long[] powerOff() {
-    return new long[] {powerOffEnd, powerOffIcount};
+  /**
+   * The guest's power-off request as fed to the backup QEMU (the feed's {@link
+   * ReplayFeed#guestPowerOff()}; its end is a log file offset); empty until fed.
+   */
+  Optional<ReplayFeed.GuestPowerOff> powerOff() {
+    return feed.guestPowerOff();
   }
 
   /** The instruction count at the end of the log received. */
@@ -131,7 +135,7 @@ final class LogReceiver implements ChannelListener {
         scanner.feed(events, skip, len - skip);
       }
       buffer.append(events, skip, len - skip);
-    } catch (org.qemuft.replaylog.ReplayLogException e) {
+    } catch (ReplayLogException e) {
       fail("the log received from the primary is corrupt (" + e.getMessage()
           + "); the backup's replay was stopped before it could diverge");
       return;
@@ -171,35 +175,19 @@ final class LogReceiver implements ChannelListener {
     }
   }
 
-  /** The feeder thread: buffer to ring, until stopped or the log proves corrupt. */
+  /**
+   * The feeder thread: buffer to ring, until stopped or the log proves corrupt. After the guest's
+   * power-off request the feed gives QEMU END and nothing more (docs/pair.md, "When the guest
+   * powers off"); the rest of the primary's log is still taken from the buffer and checked.
+   */
   void runFeeder() {
     long fed = buffer.start();
     try {
       while (!stopping) {
-        // Nothing after the guest's power-off request goes to QEMU: the backup then stops exactly
-        // where the primary's guest asked to, not somewhere in the instructions the primary ran
-        // while its own stop took effect (PowerOff).
-        long limit = powerOffEnd < 0 ? Long.MAX_VALUE : powerOffEnd;
-        if (fed >= limit) {
-          if (!endFed) {
-            // END, not silence: a replaying QEMU that finds its log empty blocks in the read with
-            // its locks held (no QMP, no pause); at END it simply has nothing more to execute.
-            boolean inRing = feed.feed(END, 0, 1, FEED_WAIT);
-            while (!inRing && !stopping) {
-              inRing = feed.flush(FEED_WAIT);
-            }
-            endFed = true;
-          }
-          Thread.sleep(50);
-          continue;
-        }
         if (!buffer.awaitEndBeyond(fed, Duration.ofMillis(50))) {
           continue;
         }
-        // Read the limit again: the bytes just arrived may hold the power-off request (the
-        // channel thread scans them before it appends them).
-        limit = powerOffEnd < 0 ? Long.MAX_VALUE : powerOffEnd;
-        int n = buffer.copy(fed, chunk, 0, (int) Math.min(chunk.length, limit - fed));
+        int n = buffer.copy(fed, chunk, 0, chunk.length);
         boolean inRing = feed.feed(chunk, 0, n, FEED_WAIT);
         fed += n;
         buffer.release(fed);

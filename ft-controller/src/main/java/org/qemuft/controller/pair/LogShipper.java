@@ -9,6 +9,7 @@ import org.qemuft.controller.channel.LogChannel;
 import org.qemuft.controller.channel.PeerInfo;
 import org.qemuft.controller.gate.OutputGate;
 import org.qemuft.nativeio.LogRing;
+import org.qemuft.replaylog.ReplayEventKind;
 import org.qemuft.replaylog.ReplayLogException;
 import org.qemuft.replaylog.ReplayLogScanner;
 import org.slf4j.Logger;
@@ -63,6 +64,8 @@ final class LogShipper implements ChannelListener {
   /** Next offset to send; reset to the backup's resume offset on every (re)connect. */
   private long sent;
   private volatile long resumeAt = -1;
+  /** onConnected of the current connection has been delivered (and not yet its onDisconnected). */
+  private volatile boolean peerReady;
   private volatile long acked;
   private volatile long replayIcount = -1;
   private volatile long shipped;
@@ -101,7 +104,7 @@ final class LogShipper implements ChannelListener {
     if (start >= gate.nextUnresolved()) {
       gate.eventStartsAt(start);
     }
-    if (powerOffEnd < 0 && PowerOff.isGuestShutdown(kind)) {
+    if (powerOffEnd < 0 && ReplayEventKind.of(kind).isGuestPowerOff()) {
       powerOffIcount = icount;
       powerOffEnd = end;
     }
@@ -110,6 +113,8 @@ final class LogShipper implements ChannelListener {
   /**
    * Where the guest asked to power off (or reset, or panicked: with -no-reboot all three end it)
    * in the log: the end offset and icount of the first such SHUTDOWN event; -1 until it is read.
+   * The backup's feed stops its QEMU at exactly this event (ReplayFeed.AtGuestPowerOff.STOP_THERE),
+   * so both report this icount, not the primary's final one (docs/pair.md).
    */
   long[] powerOff() {
     return new long[] {powerOffEnd, powerOffIcount};
@@ -120,8 +125,14 @@ final class LogShipper implements ChannelListener {
   @Override
   public void onConnected(PeerInfo peer) {
     resumeAt = peer.resumeOffset();
+    peerReady = true;
     LOG.info("backup {} connected; it holds the log up to offset {}", peer.address(), peer.resumeOffset());
     wake();
+  }
+
+  @Override
+  public void onDisconnected(String reason) {
+    peerReady = false;
   }
 
   @Override
@@ -256,7 +267,10 @@ final class LogShipper implements ChannelListener {
   /** Sends every whole event not sent yet; returns whether anything was sent. */
   private boolean sendPending() throws InterruptedException {
     LogChannel c = channel;
-    if (c == null || !c.connected()) {
+    // The channel counts as connected a moment before it delivers onConnected: sending then, and
+    // rewinding to the resume offset when onConnected comes, would go back behind log already
+    // acknowledged and released.
+    if (c == null || !c.connected() || !peerReady || resumeAt >= 0) {
       return false;
     }
     boolean any = false;

@@ -181,13 +181,14 @@ public final class PairController implements AutoCloseable {
     // whatever reaches the socket goes nowhere (design.md step 5).
     nic = GuestNic.listen(nicSocket, frame -> backupFramesDropped.increment(), "guest-nic");
     owned.push(nic);
-    ReplayFeed feed = new ReplayFeed(ring);
+    // STOP_THERE: the backup stops exactly where the primary's guest asked to power off.
+    ReplayFeed feed = new ReplayFeed(ring, 0, ReplayFeed.AtGuestPowerOff.STOP_THERE);
     long buffer = config.flowControl().backupBufferBytes();
     if (buffer > 1L << 30) {
       throw new IOException("flowControl.backupBufferBytes " + buffer + " is more than this controller can hold "
           + "in memory (1 GiB)");
     }
-    receiver = new LogReceiver(feed, ring, (int) buffer);
+    receiver = new LogReceiver(feed, (int) buffer);
     owned.push(receiver::stop);
     channel = LogChannel.listen(resolved(config.pair().backupChannel()), settings, receiver, receiver::heldEnd);
     receiver.attach(channel);
@@ -219,9 +220,11 @@ public final class PairController implements AutoCloseable {
 
   /**
    * The guest powered off and QEMU paused (-action shutdown=pause). Both controllers report the
-   * icount at the guest's power-off request as the log has it ({@link PowerOff}): the primary from
-   * the log it shipped, the backup from its QEMU, which was fed the log up to that request and then
-   * END, so it stopped exactly there. The primary waits until the backup holds the log up to the
+   * icount at the guest's power-off request as the log has it (QEMU 7.2 logs the request before
+   * the instructions its vCPU ran until the VM stopped: {@link
+   * org.qemuft.replaylog.ReplayEventKind#isGuestPowerOff}): the primary from the log it shipped,
+   * the backup from its QEMU, which its {@link ReplayFeed} ({@code STOP_THERE}) fed the log up to
+   * that request and then END, so it stopped exactly there. The primary waits until the backup holds the log up to the
    * request (it needs it to get there), then ends; the backup ends once its QEMU has stopped.
    */
   private void guestPoweredOff() {
@@ -244,11 +247,11 @@ public final class PairController implements AutoCloseable {
         end(0, "the guest powered off at icount " + at[1]);
       } else {
         finalIcount = executed;
-        long[] at = receiver.powerOff();
-        if (at[1] >= 0 && at[1] != executed) {
+        long asked = receiver.powerOff().map(ReplayFeed.GuestPowerOff::icount).orElse(-1L);
+        if (asked >= 0 && asked != executed) {
           end(1, "the backup's guest stopped at icount " + executed + " but the primary's asked to stop at "
-              + at[1] + ": the replay diverged");
-        } else if (at[1] < 0) {
+              + asked + ": the replay diverged");
+        } else if (asked < 0) {
           end(1, "the backup's guest powered off at icount " + executed + " on its own, without the primary's"
               + " guest asking to: the replay diverged");
         } else {

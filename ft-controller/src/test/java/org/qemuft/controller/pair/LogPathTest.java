@@ -61,13 +61,17 @@ class LogPathTest {
     final List<long[]> releases = new CopyOnWriteArrayList<>();
 
     Pair(long maxLagBytes) throws Exception {
+      this(maxLagBytes, Duration.ofSeconds(30));
+    }
+
+    Pair(long maxLagBytes, Duration maxLag) throws Exception {
       primaryRing = ring("p");
       backupRing = ring("b");
       LogShipper[] s = new LogShipper[1];
       gate = new OutputGate(frame -> releases.add(new long[] {frame[0], s[0].stats().acked()}), 1 << 20);
-      shipper = new LogShipper(primaryRing, gate, 1 << 22, maxLagBytes, Duration.ofSeconds(30));
+      shipper = new LogShipper(primaryRing, gate, 1 << 22, maxLagBytes, maxLag);
       s[0] = shipper;
-      receiver = new LogReceiver(new ReplayFeed(backupRing), backupRing, 1 << 22);
+      receiver = new LogReceiver(new ReplayFeed(backupRing, 0, ReplayFeed.AtGuestPowerOff.STOP_THERE), 1 << 22);
       byte[] secret = new byte[32];
       ThreadLocalRandom.current().nextBytes(secret);
       ChannelSettings settings = new ChannelSettings("logpath", 1, secret, true, Duration.ofMillis(50),
@@ -176,6 +180,97 @@ class LogPathTest {
     assertThat(pair.shipper.stats().stallMs()).isPositive();
   }
 
+  /**
+   * A real recording whose guest powered off by itself (it ran on for 13,094 instructions before
+   * its QEMU paused): both controllers name the icount of the request, and the backup QEMU gets the
+   * log up to that request, then END, and nothing after it.
+   */
+  @Test
+  void theBackupQemuGetsTheLogUpToTheGuestsPowerOffThenEnd() throws Exception {
+    byte[] log = ReplayLogs.events("linux-work-poweroff");
+    Pair pair = new Pair(1 << 20);
+    for (int p = 0; p < log.length; ) {
+      p += pair.primaryRing.write(log, p, Math.min(3000, log.length - p), Duration.ofSeconds(60));
+    }
+    pair.primaryRing.closeWriter();
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (pair.receiver.powerOff().isEmpty() || pair.shipper.powerOff()[0] < 0) {
+      assertThat(System.nanoTime()).as("both see the power-off").isLessThan(deadline);
+      Thread.sleep(10);
+    }
+    long[] primary = pair.shipper.powerOff();
+    ReplayFeed.GuestPowerOff backup = pair.receiver.powerOff().orElseThrow();
+    assertThat(primary[1]).isEqualTo(1_975_259_161L).isEqualTo(backup.icount());
+    assertThat(backup.end()).isEqualTo(LogRing.BASE_OFFSET + primary[0]);
+
+    int upTo = (int) primary[0];
+    ByteArrayOutputStream replayed = new ByteArrayOutputStream();
+    byte[] expected = upToPowerOffThenEnd(log);
+    assertThat(expected).hasSize(upTo + 1);
+    Thread backupQemu = start("backup-qemu", () -> readAll(pair.backupRing, replayed, expected.length));
+    backupQemu.join(60_000);
+    assertThat(replayed.toByteArray()).isEqualTo(expected);
+    awaitAcked(pair.shipper, log.length, upTo);
+    assertThat(pair.receiver.replayIcount()).isEqualTo(1_975_259_161L);
+    assertThat(pair.receiver.receivedIcount()).as("the whole log was received").isEqualTo(1_975_272_255L);
+    Thread.sleep(200);
+    assertThat(pair.backupRing.writePosition()).as("nothing after END").isEqualTo(upTo + 1);
+    assertThat(pair.receiver.failure()).isNull();
+  }
+
+  /**
+   * The backup's feed holds an open idle warp back (for a go-live boundary); its QEMU has read
+   * everything before it. That must count as replayed: otherwise the primary's flow control,
+   * seeing its oldest unreplayed byte age, stops shipping, and the WARP_ACCOUNT that would close
+   * the warp never reaches the backup.
+   */
+  @Test
+  void anIdleWarpHeldBackByTheBackupDoesNotStallThePrimary() throws Exception {
+    byte[] log = ReplayLogs.events("linux-work-poweroff");
+    int warpStart = -1;
+    long[] ends = ReplayLogs.eventEnds(log);
+    for (int i = 0, start = 0; i < ends.length; start = (int) ends[i], i++) {
+      if (start > log.length / 2 && log[start] == 30) { // CHECKPOINT_CLOCK_WARP_START
+        warpStart = start;
+        break;
+      }
+    }
+    assertThat(warpStart).as("an idle warp in the second half").isPositive();
+    int cut = warpStart + 1; // the primary's guest idles: its WARP_START is the last event
+    Pair pair = new Pair(1 << 20, Duration.ofMillis(200));
+    ByteArrayOutputStream replayed = new ByteArrayOutputStream();
+    byte[] expected = upToPowerOffThenEnd(log);
+    Thread backupQemu = start("backup-qemu", () -> readAll(pair.backupRing, replayed, expected.length));
+    pair.primaryRing.write(log, 0, cut, Duration.ofSeconds(60));
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (replayed.size() < warpStart || pair.shipper.stats().replayed() < cut) { // WARP_START counts
+      assertThat(System.nanoTime()).as("the backup has read up to the warp").isLessThan(deadline);
+      Thread.sleep(10);
+    }
+    assertThat(pair.backupRing.writePosition()).as("the open warp is held back").isEqualTo(warpStart);
+    Thread.sleep(1000); // five times maxLag
+    assertThat(pair.shipper.stats().lagMs()).isLessThan(200);
+    for (int p = cut; p < log.length; ) {
+      p += pair.primaryRing.write(log, p, Math.min(3000, log.length - p), Duration.ofSeconds(60));
+    }
+    pair.primaryRing.closeWriter();
+    backupQemu.join(60_000);
+    assertThat(replayed.toByteArray()).isEqualTo(expected);
+  }
+
+  /** The log up to the end of its guest's power-off request, then END (what STOP_THERE feeds). */
+  private static byte[] upToPowerOffThenEnd(byte[] log) throws Exception {
+    long[] ends = ReplayLogs.eventEnds(log);
+    for (int i = 0, start = 0; i < ends.length; start = (int) ends[i], i++) {
+      if (org.qemuft.replaylog.ReplayEventKind.of(log[start]).isGuestPowerOff()) {
+        byte[] b = java.util.Arrays.copyOf(log, start + 2);
+        b[start + 1] = (byte) org.qemuft.replaylog.ReplayEventKind.END.code();
+        return b;
+      }
+    }
+    throw new AssertionError("the log has no guest power-off");
+  }
+
   private static long firstEndAfterStartAtOrBeyond(long[] ends, long position) {
     long start = 0;
     for (long end : ends) {
@@ -188,8 +283,12 @@ class LogPathTest {
   }
 
   private static void awaitAcked(LogShipper shipper, long offset) throws InterruptedException {
+    awaitAcked(shipper, offset, offset);
+  }
+
+  private static void awaitAcked(LogShipper shipper, long offset, long replayed) throws InterruptedException {
     long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (shipper.stats().acked() < offset || shipper.stats().replayed() < offset) {
+    while (shipper.stats().acked() < offset || shipper.stats().replayed() < replayed) {
       assertThat(System.nanoTime()).as("acked up to " + offset).isLessThan(deadline);
       Thread.sleep(10);
     }

@@ -40,6 +40,14 @@ public final class Guest {
     return spec("qemuft.mode=work qemuft.work_mib=" + mib);
   }
 
+  /**
+   * The workload, sleeping {@code idleMs} after each progress line (every 32 MiB): the guest idles
+   * mid-run, and QEMU opens and closes idle warps there (docs/go-live.md).
+   */
+  public static VmSpec workload(int mib, int idleMs) {
+    return spec("qemuft.mode=work qemuft.work_mib=" + mib + " qemuft.work_idle_ms=" + idleMs);
+  }
+
   /** The test service on {@code ip} (e.g. 10.0.0.2/24) port 7000. */
   public static VmSpec service(String ip) {
     return spec("qemuft.ip=" + ip);

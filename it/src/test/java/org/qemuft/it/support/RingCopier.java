@@ -48,9 +48,18 @@ public final class RingCopier implements AutoCloseable {
    * everything is copied; with {@code capture}, the bytes are also kept (see {@link #captured()}).
    */
   public RingCopier(LogRing source, LogRing target, boolean closeAtEnd, boolean capture) {
+    this(source, target, ReplayFeed.AtGuestPowerOff.FEED_ON, closeAtEnd, capture);
+  }
+
+  /**
+   * As above, with the feed's behaviour at the guest's power-off: {@code STOP_THERE} is what a
+   * backup controller does (the replay then stops exactly at the log's icount of the request).
+   */
+  public RingCopier(LogRing source, LogRing target, ReplayFeed.AtGuestPowerOff atPowerOff,
+      boolean closeAtEnd, boolean capture) {
     this.source = source;
     this.target = target;
-    this.feed = target == null ? null : new ReplayFeed(target);
+    this.feed = target == null ? null : new ReplayFeed(target, 0, atPowerOff);
     this.closeAtEnd = closeAtEnd;
     this.capture = capture ? new ByteArrayOutputStream() : null;
     this.thread = Thread.ofPlatform().daemon().name("qft-ring-copier").start(this::run);
