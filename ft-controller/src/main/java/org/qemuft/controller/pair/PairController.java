@@ -52,6 +52,7 @@ public final class PairController implements AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Duration QMP_TIMEOUT = Duration.ofSeconds(10);
   private static final Duration QEMU_START = Duration.ofSeconds(60);
+  private static final Duration NIC_ATTACH = Duration.ofSeconds(30);
   private static final Duration ACK_TICK = Duration.ofMillis(20);
   private static final int MIN_SECRET = 16;
   /** Frames the gate may hold, in bytes, before it drops new ones as a full NIC queue would. */
@@ -123,15 +124,13 @@ public final class PairController implements AutoCloseable {
 
     ChannelSettings settings = new ChannelSettings(config.pair().id(), config.pair().epoch(), secret,
         config.channel().compression(), config.channel().heartbeatInterval(), config.channel().peerTimeout());
-    Path nicSocket = runDir.resolve("nic.sock");
     QemuLaunch launch = QemuLaunch.of(config.vm(), runDir.resolve("qemu"), "qemuft-" + config.pair().id() + "-" + role.lower())
-        .netdevSocket(nicSocket)
         .pauseOnShutdown(true)
         .shim(shim, ringPath);
     if (role == Role.PRIMARY) {
-      setUpPrimary(settings, nicSocket, launch);
+      setUpPrimary(settings, launch);
     } else {
-      setUpBackup(settings, nicSocket, launch);
+      setUpBackup(settings, launch);
     }
 
     owned.push(ControlServer.start(config.controlSocket(role), this::status));
@@ -139,7 +138,7 @@ public final class PairController implements AutoCloseable {
         config.pair().epoch(), qemu.pid(), config.controlSocket(role));
   }
 
-  private void setUpPrimary(ChannelSettings settings, Path nicSocket, QemuLaunch launch)
+  private void setUpPrimary(ChannelSettings settings, QemuLaunch launch)
       throws IOException, InterruptedException {
     Tap tap = config.uplink() == null ? null : Tap.open(config.uplink().tap());
     if (tap != null) {
@@ -150,8 +149,9 @@ public final class PairController implements AutoCloseable {
         tap.write(frame, 0, frame.length);
       }
     }, GATE_BYTES);
-    nic = GuestNic.listen(nicSocket, frame -> gate.hold(frame, ring.writePosition()), "guest-nic");
+    nic = GuestNic.open(frame -> gate.hold(frame, ring.writePosition()), "guest-nic");
     owned.push(nic);
+    launch.guestNic(nic.address());
     if (tap != null) {
       Thread up = Thread.ofPlatform().daemon().name("uplink " + tap.name()).start(() -> uplinkToGuest(tap));
       owned.push(() -> {
@@ -175,12 +175,13 @@ public final class PairController implements AutoCloseable {
     });
   }
 
-  private void setUpBackup(ChannelSettings settings, Path nicSocket, QemuLaunch launch)
+  private void setUpBackup(ChannelSettings settings, QemuLaunch launch)
       throws IOException, InterruptedException {
     // The backup's guest believes it transmits; under replay QEMU drops the frames anyway, and
     // whatever reaches the socket goes nowhere (design.md step 5).
-    nic = GuestNic.listen(nicSocket, frame -> backupFramesDropped.increment(), "guest-nic");
+    nic = GuestNic.open(frame -> backupFramesDropped.increment(), "guest-nic");
     owned.push(nic);
+    launch.guestNic(nic.address());
     // STOP_THERE: the backup stops exactly where the primary's guest asked to power off.
     ReplayFeed feed = new ReplayFeed(ring, 0, ReplayFeed.AtGuestPowerOff.STOP_THERE);
     long buffer = config.flowControl().backupBufferBytes();
@@ -210,7 +211,8 @@ public final class PairController implements AutoCloseable {
   private void startQemu(QemuLaunch launch) throws IOException, InterruptedException {
     qemu = launch.start();
     owned.push(qemu);
-    qemu.awaitQmp(QEMU_START);
+    qemu.awaitQmp(QEMU_START); // says why, with QEMU's log, if QEMU does not come up
+    nic.attach(qemu.pid(), NIC_ATTACH); // its socket was made before QEMU ran
     QmpClient client = QmpClient.connect(qemu.qmpSocket(), QMP_TIMEOUT);
     owned.push(client);
     monitor = new QemuMonitor(client);
@@ -413,7 +415,15 @@ public final class PairController implements AutoCloseable {
       log.put("lagBytes", st.bufferedBytes());
       icount.put("received", st.receivedIcount());
       icount.put("replay", st.replayIcount());
-      s.putObject("guestNic").put("framesDropped", backupFramesDropped.sum());
+    }
+    if (nic != null) {
+      ObjectNode n = s.putObject("guestNic");
+      n.put("framesFromGuest", nic.framesFromGuest());
+      n.put("framesToGuest", nic.framesToGuest());
+      n.put("kernelDrops", nic.kernelDrops());
+      if (role == Role.BACKUP) {
+        n.put("framesDropped", backupFramesDropped.sum());
+      }
     }
     if (finalIcount >= 0) {
       icount.put("atPowerOff", finalIcount);

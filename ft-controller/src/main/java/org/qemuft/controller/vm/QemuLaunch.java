@@ -1,6 +1,8 @@
 package org.qemuft.controller.vm;
 
 import java.io.IOException;
+import java.net.Inet4Address;
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -19,10 +21,10 @@ import java.util.Objects;
  * The board, its timer devices and the guest kernel's timer options are {@link Timers#REPLAY_FRIENDLY}
  * unless a benchmark asks for QEMU's defaults: they decide how fast a backup can replay (see
  * docs/rr-pace.md).
- * A mode adds icount and record/replay; the guest NIC, if any, is a netdev stream socket owned by
- * the caller (framing: 4-byte big-endian length, then the Ethernet frame) with {@code
- * filter-replay} on it under record/replay. Under record/replay every disk goes through QEMU's
- * {@code blkreplay} driver.
+ * A mode adds icount and record/replay; the guest NIC, if any, is a virtio-net device on a UDP
+ * socket connected to an end the caller owns ({@link #guestNic}), with {@code filter-replay} on it
+ * under record/replay. Under record/replay every disk goes through QEMU's {@code blkreplay}
+ * driver.
  *
  * <p>Not thread-safe; build, then {@link #start()}.
  */
@@ -72,6 +74,15 @@ public final class QemuLaunch {
   public static final String REPLAY_FRIENDLY_KERNEL_ARGS = "no_timer_check pmtmr=0 noapictimer";
 
   private static final String QEMU_PROPERTY = "qemuft.qemu";
+  /** The file descriptor QEMU inherits its guest NIC's socket on. */
+  static final int NIC_FD = 3;
+  /**
+   * Opens the guest NIC's socket ($1 host, $2 port) as fd 3, then becomes QEMU ($3...). A failed
+   * redirection on exec does not end a non-interactive bash: it returns 1, hence the message.
+   */
+  private static final String NIC_WRAPPER = "exec " + NIC_FD + "<>\"/dev/udp/$1/$2\" || { echo \"qemu-ft: cannot "
+      + "open the guest NIC's UDP socket to the controller at $1:$2 (is the loopback interface up?); QEMU not "
+      + "started\" >&2; exit 1; }; shift 2; exec \"$@\"";
 
   private final VmSpec spec;
   private final Path runDir;
@@ -81,7 +92,7 @@ public final class QemuLaunch {
   private Path rrFile;
   private String rrSnapshot;
   private String loadvm;
-  private Path netdevSocket;
+  private InetSocketAddress guestNic;
   private Path snapshotStore;
   private boolean pauseOnShutdown;
   private Path shimLibrary;
@@ -128,9 +139,27 @@ public final class QemuLaunch {
     return this;
   }
 
-  /** Attaches the guest NIC to a netdev stream socket the caller listens on. */
-  public QemuLaunch netdevSocket(Path unixSocket) {
-    this.netdevSocket = unixSocket;
+  /**
+   * Gives the guest a NIC ({@code virtio-net-pci,tx=timer}) whose frames travel as UDP datagrams,
+   * one per Ethernet frame, between QEMU and {@code controllerEnd} (an address on 127.0.0.0/8;
+   * {@code org.qemuft.controller.gate.GuestNic} owns it).
+   *
+   * <p>QEMU's socket is made before QEMU runs: QEMU is started through {@code /bin/bash}, which
+   * opens a UDP socket connected to {@code controllerEnd} as file descriptor {@value #NIC_FD}
+   * ({@code /dev/udp}) and then execs QEMU with {@code -netdev dgram,local.type=fd}. A connected
+   * socket accepts datagrams from {@code controllerEnd} alone and, unlike the socket QEMU would
+   * bind itself (it sets SO_REUSEADDR), lets no other socket share its port. A UDP send on
+   * loopback never blocks, so QEMU completes every guest transmit when the log records it (see
+   * GuestNic and docs/libftshim.md, "QEMU surprises").
+   */
+  public QemuLaunch guestNic(InetSocketAddress controllerEnd) {
+    Objects.requireNonNull(controllerEnd, "controllerEnd");
+    if (!(controllerEnd.getAddress() instanceof Inet4Address) || !controllerEnd.getAddress().isLoopbackAddress()
+        || controllerEnd.getPort() == 0) {
+      throw new IllegalArgumentException("the guest NIC's host end " + controllerEnd
+          + " must be an IPv4 loopback address with a port (GuestNic.address())");
+    }
+    this.guestNic = controllerEnd;
     return this;
   }
 
@@ -197,7 +226,10 @@ public final class QemuLaunch {
     return System.getProperty(QEMU_PROPERTY, "qemu-system-x86_64");
   }
 
-  /** The complete command line. */
+  /**
+   * The complete command line: QEMU's, or with a {@link #guestNic} the bash wrapper that opens
+   * the NIC's socket and execs QEMU's (the process is QEMU once it runs).
+   */
   public List<String> command() {
     boolean rr = mode == Mode.RECORD || mode == Mode.REPLAY;
     if (rr && rrFile == null) {
@@ -208,6 +240,10 @@ public final class QemuLaunch {
           + "not " + mode);
     }
     List<String> cmd = new ArrayList<>();
+    if (guestNic != null) {
+      cmd.addAll(List.of("/bin/bash", "-c", NIC_WRAPPER, "qemuft-guest-nic",
+          guestNic.getAddress().getHostAddress(), Integer.toString(guestNic.getPort())));
+    }
     cmd.add(qemuBinary());
     boolean friendly = timers == Timers.REPLAY_FRIENDLY;
     cmd.addAll(List.of("-name", name, "-accel", "tcg", "-machine", friendly ? REPLAY_FRIENDLY_MACHINE : "pc", "-smp", "1"));
@@ -230,8 +266,8 @@ public final class QemuLaunch {
         cmd.addAll(List.of("-icount", rrOpts));
       }
     }
-    if (netdevSocket != null) {
-      cmd.addAll(List.of("-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=" + opt(netdevSocket)));
+    if (guestNic != null) {
+      cmd.addAll(List.of("-netdev", "dgram,id=net0,local.type=fd,local.str=" + NIC_FD));
       cmd.addAll(List.of("-device", "virtio-net-pci,netdev=net0,tx=timer,mac=" + spec.mac()));
       if (rr) {
         cmd.addAll(List.of("-object", "filter-replay,id=net0-replay,netdev=net0"));
@@ -296,7 +332,7 @@ public final class QemuLaunch {
       process = pb.start();
     } catch (IOException e) {
       throw new IOException("cannot execute " + cmd.getFirst() + " (is qemu-system-x86 installed? "
-          + "scripts/setup installs it): " + e.getMessage(), e);
+          + "scripts/setup installs it; the guest NIC needs /bin/bash): " + e.getMessage(), e);
     }
     return new QemuProcess(name, process, cmd, qmpSocket(), serialLog(), qemuLog());
   }

@@ -3,6 +3,7 @@ package org.qemuft.controller.vm;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -39,5 +40,34 @@ class QemuLaunchTest {
   void withoutTheShimNothingIsPreloaded() {
     QemuLaunch l = QemuLaunch.of(SPEC, Path.of("/run/x"), "qft-x").mode(Mode.REPLAY, Path.of("/r"));
     assertThat(l.environment()).doesNotContainKeys("LD_PRELOAD", "QEMUFT_SHIM_LOG");
+  }
+
+  @Test
+  void theGuestNicsSocketIsOpenedBeforeQemuRunsAndHandedToItsDgramNetdev() {
+    QemuLaunch l = QemuLaunch.of(SPEC, Path.of("/run/x"), "qft-x").mode(Mode.RECORD, Path.of("/r"))
+        .guestNic(new InetSocketAddress("127.0.0.1", 40123));
+    List<String> cmd = l.command();
+    assertThat(cmd.subList(0, 2)).containsExactly("/bin/bash", "-c");
+    assertThat(cmd.get(2)).startsWith("exec 3<>\"/dev/udp/$1/$2\" ||").endsWith("exec \"$@\"");
+    assertThat(cmd.subList(3, 7)).containsExactly("qemuft-guest-nic", "127.0.0.1", "40123", QemuLaunch.qemuBinary());
+    assertThat(cmd).containsSequence("-netdev", "dgram,id=net0,local.type=fd,local.str=3")
+        .containsSequence("-device", "virtio-net-pci,netdev=net0,tx=timer,mac=52:54:00:12:34:56")
+        .containsSequence("-object", "filter-replay,id=net0-replay,netdev=net0");
+  }
+
+  @Test
+  void withoutAGuestNicQemuRunsDirectly() {
+    List<String> cmd = QemuLaunch.of(SPEC, Path.of("/run/x"), "qft-x").command();
+    assertThat(cmd.getFirst()).isEqualTo(QemuLaunch.qemuBinary());
+    assertThat(cmd).doesNotContain("-netdev");
+  }
+
+  @Test
+  void theGuestNicsHostEndMustBeOnLoopback() {
+    QemuLaunch l = QemuLaunch.of(SPEC, Path.of("/run/x"), "qft-x");
+    assertThatThrownBy(() -> l.guestNic(new InetSocketAddress("10.0.0.1", 40123)))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("IPv4 loopback");
+    assertThatThrownBy(() -> l.guestNic(new InetSocketAddress("127.0.0.1", 0)))
+        .isInstanceOf(IllegalArgumentException.class);
   }
 }

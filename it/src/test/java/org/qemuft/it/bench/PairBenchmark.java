@@ -161,9 +161,8 @@ class PairBenchmark {
   private Service serviceWithoutFt() throws Exception {
     try (PairNetwork net = new PairNetwork()) {
       Tap tap = Netns.call(net.nsA, () -> Tap.open(net.tapA));
-      Path sock = tmp.resolve("noft-nic.sock");
       GuestNic[] nic = new GuestNic[1];
-      try (tap; GuestNic n = GuestNic.listen(sock, f -> {
+      try (tap; GuestNic n = GuestNic.open(f -> {
         try {
           tap.write(f, 0, f.length);
         } catch (IOException e) {
@@ -185,8 +184,9 @@ class PairBenchmark {
           }
         });
         QemuLaunch launch = QemuLaunch.of(Guest.service(PairNetwork.GUEST_IP + "/24"), tmp.resolve("noft"),
-            "qft-bench-noft").mode(Mode.ICOUNT, null).netdevSocket(sock);
+            "qft-bench-noft").mode(Mode.ICOUNT, null).guestNic(n.address());
         try (QemuProcess q = launch.start()) {
+          n.attach(q.pid(), Duration.ofSeconds(60));
           Service s = measureService(net, null);
           q.stop(Duration.ofSeconds(5));
           tap.close();

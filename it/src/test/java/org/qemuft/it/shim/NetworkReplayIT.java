@@ -59,7 +59,7 @@ class NetworkReplayIT {
           TestNet.run("ip", "link", "set", tapName, "netns", nsC);
           net.ip(nsC, List.of("addr", "add", "10.50.0.100/24", "dev", tapName));
           net.ip(nsC, List.of("link", "set", tapName, "up"));
-          try (GuestNic nicA = GuestNic.listen(dir.resolve("nicA.sock"), f -> {
+          try (GuestNic nicA = GuestNic.open(f -> {
                 try { tap.write(f, 0, f.length); } catch (Exception e) { }
               }, "qft-nicA")) {
             Thread fromTap = Thread.ofPlatform().daemon().start(() -> {
@@ -72,8 +72,9 @@ class NetworkReplayIT {
               } catch (Exception e) { }
             });
             try (QemuProcess primary = QemuLaunch.of(spec, dir.resolve("p"), "qft-netrr-p")
-                .mode(Mode.RECORD, log).netdevSocket(nicA.path()).pauseOnShutdown(true)
+                .mode(Mode.RECORD, log).guestNic(nicA.address()).pauseOnShutdown(true)
                 .extraArgs(MACHINE_EXTRA).start()) {
+              nicA.attach(primary.pid(), ShimPairIT.QMP);
               primary.awaitSerial("QEMUFT-READY", ShimPairIT.BOOT);
               try (Socket client = Netns.call(nsC, () -> ShimPairIT.connect(guestIp, 7000, ShimPairIT.BOOT))) {
                 BufferedReader in = new BufferedReader(new InputStreamReader(client.getInputStream(), StandardCharsets.US_ASCII));
@@ -96,9 +97,10 @@ class NetworkReplayIT {
           }
         }
       }
-      try (GuestNic nicB = GuestNic.listen(dir.resolve("nicB.sock"), f -> { }, "qft-nicB");
+      try (GuestNic nicB = GuestNic.open(f -> { }, "qft-nicB");
           QemuProcess backup = QemuLaunch.of(spec, dir.resolve("b"), "qft-netrr-b").mode(Mode.REPLAY, log)
-              .netdevSocket(nicB.path()).pauseOnShutdown(true).extraArgs(MACHINE_EXTRA).start()) {
+              .guestNic(nicB.address()).pauseOnShutdown(true).extraArgs(MACHINE_EXTRA).start()) {
+        nicB.attach(backup.pid(), ShimPairIT.QMP);
         try {
           backup.awaitSerial("QEMUFT-SERVICE-EXIT status=0", Duration.ofSeconds(120));
           ok++;

@@ -196,8 +196,8 @@ class ShimPairIT {
         net.ip(nsC, List.of("addr", "add", "10.50.0.100/24", "dev", tapName));
         net.ip(nsC, List.of("link", "set", tapName, "up"));
         Path dir = Files.createDirectories(tmp.resolve("net"));
-        try (GuestNic nicA = GuestNic.listen(dir.resolve("nicA.sock"), f -> toTap(tap, f), "qft-nicA");
-            GuestNic nicB = GuestNic.listen(dir.resolve("nicB.sock"), f -> backupFrames.increment(), "qft-nicB")) {
+        try (GuestNic nicA = GuestNic.open(f -> toTap(tap, f), "qft-nicA");
+            GuestNic nicB = GuestNic.open(f -> backupFrames.increment(), "qft-nicB")) {
           Thread fromTap = Thread.ofPlatform().daemon().name("qft-tap-to-guest").start(() -> {
             byte[] buf = new byte[Tap.MAX_FRAME];
             try {
@@ -212,10 +212,12 @@ class ShimPairIT {
             }
           });
           try (QemuProcess backup = backup(spec, tmp.resolve("b"), ringB)
-                  .netdevSocket(nicB.path()).start();
+                  .guestNic(nicB.address()).start();
               QemuProcess primary = primary(spec, tmp.resolve("p"), ringA)
-                  .netdevSocket(nicA.path()).start();
+                  .guestNic(nicA.address()).start();
               RingCopier copy = new RingCopier(ringA, ringB, ReplayFeed.AtGuestPowerOff.STOP_THERE, true, true)) {
+            nicB.attach(backup.pid(), QMP);
+            nicA.attach(primary.pid(), QMP);
             primary.awaitSerial("QEMUFT-READY", BOOT);
             try (Socket client = Netns.call(nsC, () -> connect(guestIp, 7000, BOOT))) {
               client.setSoTimeout((int) BOOT.toMillis());
