@@ -44,10 +44,7 @@ class PairBulkTransmitIT {
             total += n;
             assertThat(client.request("ADD c1 " + n + " " + n, ANSWER)).isEqualTo("OK " + n + " " + total);
           }
-          client.send("SEND " + PAYLOAD);
-          assertThat(client.drain(PAYLOAD, TRANSFER)).as("payload bytes of round " + round).isEqualTo(PAYLOAD);
-          assertThat(client.readLine(ANSWER)).contains("");
-          assertThat(client.readLine(ANSWER)).contains("END");
+          client.bulk(PAYLOAD, TRANSFER);
         }
         assertThat(client.request("GET", ANSWER)).startsWith("TOTAL " + total + " SEQ " + (ROUNDS * 5) + " ");
 

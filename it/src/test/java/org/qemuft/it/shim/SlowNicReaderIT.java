@@ -140,10 +140,7 @@ class SlowNicReaderIT {
             try (ServiceClient c = ServiceClient.connect(nsC, GUEST_IP, BOOT)) {
               for (int round = 1; round <= SEND_ROUNDS; round++) {
                 assertThat(c.request("ADD c1 " + round + " 1", ANSWER)).isEqualTo("OK " + round + " " + round);
-                c.send("SEND " + SEND_BYTES);
-                assertThat(c.drain(SEND_BYTES, ANSWER)).isEqualTo(SEND_BYTES);
-                assertThat(c.readLine(ANSWER)).contains("");
-                assertThat(c.readLine(ANSWER)).contains("END");
+                c.bulk(SEND_BYTES, ANSWER);
               }
               assertThat(c.request("SHUTDOWN", ANSWER)).isEqualTo("BYE");
             }

@@ -92,7 +92,7 @@ public final class ServiceClient implements AutoCloseable {
   }
 
   /** Reads and discards {@code bytes} bytes of payload (SEND); returns how many arrived. */
-  public long drain(long bytes, Duration timeout) throws IOException {
+  private long drain(long bytes, Duration timeout) throws IOException {
     socket.setSoTimeout((int) timeout.toMillis());
     byte[] buf = new byte[65536];
     long got = 0;
@@ -104,6 +104,24 @@ public final class ServiceClient implements AutoCloseable {
       got += n;
     }
     return got;
+  }
+
+  /**
+   * Asks the service for {@code bytes} bytes of payload (SEND) and reads them all and the
+   * "\nEND\n" that closes them; fails naming what was missing or wrong.
+   */
+  public void bulk(long bytes, Duration timeout) throws IOException {
+    send("SEND " + bytes);
+    long got = drain(bytes, timeout);
+    if (got != bytes) {
+      throw new IOException("SEND " + bytes + ": the connection ended after " + got + " bytes of payload");
+    }
+    Optional<String> rest = readLine(timeout);
+    Optional<String> end = readLine(timeout);
+    if (!rest.equals(Optional.of("")) || !end.equals(Optional.of("END"))) {
+      throw new IOException("SEND " + bytes + ": expected the payload to end with \"\\nEND\\n\", got "
+          + rest.map(l -> "'" + l + "'").orElse("nothing") + " then " + end.map(l -> "'" + l + "'").orElse("nothing"));
+    }
   }
 
   @Override
