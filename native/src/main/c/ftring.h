@@ -28,7 +28,8 @@
  *
  * Fields a peer changes while the other runs are on their own cache lines: the writer's at 64,
  * the reader's at 128. The futex words are write_seq (the reader sleeps on it; the writer bumps it
- * to wake the reader or when it closes) and read_seq (the other way round).
+ * to wake the reader or when it closes; the reader's own process may bump it to end its wait early)
+ * and read_seq (the other way round). They are wake-up counters, nothing more.
  */
 struct ftring_header {
     uint64_t magic;               /*   0 FTRING_MAGIC */

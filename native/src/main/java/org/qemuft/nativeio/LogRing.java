@@ -93,6 +93,8 @@ public final class LogRing implements AutoCloseable {
   private final int pid = (int) ProcessHandle.current().pid();
   /** Held (shared) by every operation, exclusively by close(), so the mapping outlives its users. */
   private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
+  /** Bumped by {@link #wakeReader()}: a reader in {@link #awaitReadable(long, Duration)} returns. */
+  private final java.util.concurrent.atomic.AtomicInteger readerWakes = new java.util.concurrent.atomic.AtomicInteger();
   private volatile boolean closed;
   private boolean writerClaimed;
   private boolean readerClaimed;
@@ -294,7 +296,7 @@ public final class LogRing implements AutoCloseable {
                 + (len - done) + " of " + len + " bytes were not delivered");
           }
           long wakeAt = w - capacity + Math.min(len - done, capacity / 4);
-          if (!awaitLocked(true, wakeAt, deadline)) {
+          if (!awaitLocked(true, wakeAt, deadline, 0)) {
             break;
           }
           continue;
@@ -391,10 +393,11 @@ public final class LogRing implements AutoCloseable {
       throw new IllegalArgumentException("minBytes must be >= 1, got " + minBytes);
     }
     long want = Math.min(minBytes, capacity / 2);
+    int wakes = readerWakes.get();
     lifecycle.readLock().lock();
     try {
       ensureOpen();
-      awaitLocked(false, (long) LONG.getOpaque(seg, OFF_READ_POS) + want, deadline(timeout));
+      awaitLocked(false, (long) LONG.getOpaque(seg, OFF_READ_POS) + want, deadline(timeout), wakes);
       return ready(false, (long) LONG.getOpaque(seg, OFF_READ_POS) + 1);
     } finally {
       lifecycle.readLock().unlock();
@@ -411,7 +414,7 @@ public final class LogRing implements AutoCloseable {
     try {
       ensureOpen();
       long wakeAt = (long) LONG.getOpaque(seg, OFF_WRITE_POS) - capacity + 1;
-      return awaitLocked(true, wakeAt, deadline(timeout));
+      return awaitLocked(true, wakeAt, deadline(timeout), 0);
     } finally {
       lifecycle.readLock().unlock();
     }
@@ -423,7 +426,7 @@ public final class LogRing implements AutoCloseable {
    * fence, look once more, sleep on the sequence word. {@code wakeAt} is the peer's position we
    * wait for: the read position for a writer, the write position for a reader.
    */
-  private boolean awaitLocked(boolean writer, long wakeAt, long deadline)
+  private boolean awaitLocked(boolean writer, long wakeAt, long deadline, int readerWakesSeen)
       throws InterruptedException {
     long waitingFlag = writer ? OFF_WRITER_WAITING : OFF_READER_WAITING;
     long wakeAtOff = writer ? OFF_WRITER_WAKE_AT : OFF_READER_WAKE_AT;
@@ -433,6 +436,9 @@ public final class LogRing implements AutoCloseable {
     while (true) {
       if (ready(writer, wakeAt)) {
         return true;
+      }
+      if (!writer && readerWakes.get() != readerWakesSeen) {
+        return false; // wakeReader(): the caller looks at what there is now
       }
       if (Thread.interrupted()) {
         throw new InterruptedException("interrupted waiting on log ring " + path);
@@ -453,6 +459,27 @@ public final class LogRing implements AutoCloseable {
         Futex.await(peerSeq, seq, Math.min(left, SLICE_MILLIS * 1_000_000L), timespec);
       }
       INT.setRelease(seg, waitingFlag, 0);
+    }
+  }
+
+  /**
+   * Ends a wait in {@link #awaitReadable(long, Duration)} of this process's reader now, whatever
+   * its batch size; it then reads what there is. Any thread may call it; cheap when nobody waits
+   * (no system call). A call that comes before the reader starts waiting is not remembered.
+   */
+  public void wakeReader() {
+    lifecycle.readLock().lock();
+    try {
+      if (closed) {
+        return;
+      }
+      readerWakes.incrementAndGet();
+      VarHandle.fullFence();
+      if ((int) INT.getAcquire(seg, OFF_READER_WAITING) != 0) {
+        bumpAndWake(writeSeq); // the reader sleeps on the writer's sequence word
+      }
+    } finally {
+      lifecycle.readLock().unlock();
     }
   }
 

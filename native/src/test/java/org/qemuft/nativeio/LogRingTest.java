@@ -219,6 +219,27 @@ class LogRingTest {
   }
 
   @Test
+  void wakeReaderEndsABatchWaitAtOnceWithWhatThereIs() throws Exception {
+    Path f = dir.resolve("qemuft-wake");
+    try (LogRing w = LogRing.create(f, 8192); LogRing r = LogRing.open(f)) {
+      r.wakeReader(); // nobody waits: not remembered
+      Future<Boolean> empty = pool.submit(() -> r.awaitReadable(1000, LONG));
+      Thread.sleep(200);
+      assertThat(empty.isDone()).as("a wake before the wait does not end it").isFalse();
+      r.wakeReader();
+      assertThat(empty.get(30, TimeUnit.SECONDS)).as("woken with nothing to read").isFalse();
+
+      w.write(new byte[10], 0, 10, Duration.ZERO);
+      Future<Boolean> trickle = pool.submit(() -> r.awaitReadable(1000, LONG));
+      Thread.sleep(200);
+      assertThat(trickle.isDone()).as("10 bytes are not the batch of 1000").isFalse();
+      r.wakeReader();
+      assertThat(trickle.get(30, TimeUnit.SECONDS)).as("woken with 10 bytes to read").isTrue();
+      assertThat(r.read(new byte[100], 0, 100)).isEqualTo(10);
+    }
+  }
+
+  @Test
   void aClosedWriterEndsTheStreamAfterTheLastByte() throws Exception {
     Path f = dir.resolve("qemuft-wclosed");
     try (LogRing w = LogRing.create(f, 4096); LogRing r = LogRing.open(f)) {

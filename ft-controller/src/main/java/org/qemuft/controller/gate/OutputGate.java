@@ -52,6 +52,7 @@ public final class OutputGate {
   private final ArrayDeque<Held> held = new ArrayDeque<>();
   private final ArrayDeque<Held> unresolved = new ArrayDeque<>();
   private final LatencyHistogram holdTimes = new LatencyHistogram();
+  private final LatencyHistogram resolveTimes = new LatencyHistogram();
   private long heldBytes;
   private long ackedOffset;
   private long released;
@@ -94,9 +95,11 @@ public final class OutputGate {
   public void eventStartsAt(long offset) {
     synchronized (this) {
       Held h;
+      long now = System.nanoTime();
       while ((h = unresolved.peekFirst()) != null && h.logPosition <= offset) {
         h.releaseAfter = offset;
         unresolved.removeFirst();
+        resolveTimes.record(now - h.arrivedNanos);
       }
       nextUnresolved = h == null ? Long.MAX_VALUE : h.logPosition;
     }
@@ -146,7 +149,7 @@ public final class OutputGate {
   /** A consistent snapshot of the gate's counters. */
   public synchronized Stats stats() {
     return new Stats(held.size(), heldBytes, released, dropped, uplinkErrors,
-        holdTimes.percentile(0.5), holdTimes.percentile(0.99));
+        holdTimes.percentile(0.5), holdTimes.percentile(0.99), resolveTimes.percentile(0.99));
   }
 
   /**
@@ -157,7 +160,9 @@ public final class OutputGate {
    * @param uplinkErrors released frames the uplink refused
    * @param holdP50Nanos median time from arrival to release
    * @param holdP99Nanos 99th percentile of it
+   * @param waitEventP99Nanos 99th percentile of the time from a frame's arrival until the log
+   *     showed the first event recorded after it (the rest of the hold is shipping and the ack)
    */
   public record Stats(int heldNow, long heldBytes, long released, long dropped, long uplinkErrors,
-      long holdP50Nanos, long holdP99Nanos) {}
+      long holdP50Nanos, long holdP99Nanos, long waitEventP99Nanos) {}
 }

@@ -149,7 +149,10 @@ public final class PairController implements AutoCloseable {
         tap.write(frame, 0, frame.length);
       }
     }, GATE_BYTES);
-    nic = GuestNic.open(frame -> gate.hold(frame, ring.writePosition()), "guest-nic");
+    nic = GuestNic.open(frame -> {
+      gate.hold(frame, ring.writePosition());
+      ring.wakeReader(); // the shipper may be waiting for a batch of log: this frame waits for the next event
+    }, "guest-nic");
     owned.push(nic);
     launch.guestNic(nic.address());
     if (tap != null) {
@@ -406,6 +409,7 @@ public final class PairController implements AutoCloseable {
       gs.put("uplinkErrors", g.uplinkErrors());
       gs.put("holdP50Us", g.holdP50Nanos() / 1000);
       gs.put("holdP99Us", g.holdP99Nanos() / 1000);
+      gs.put("waitEventP99Us", g.waitEventP99Nanos() / 1000);
     }
     if (receiver != null) {
       LogReceiver.Stats st = receiver.stats();

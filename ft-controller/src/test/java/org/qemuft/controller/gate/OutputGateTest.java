@@ -30,6 +30,17 @@ class OutputGateTest {
   }
 
   @Test
+  void theWaitForTheEventIsPartOfTheHoldAndMeasuredApart() throws Exception {
+    gate.hold("a".getBytes(), 100);
+    Thread.sleep(60);
+    gate.eventStartsAt(100);
+    Thread.sleep(60);
+    gate.acked(101);
+    OutputGate.Stats st = gate.stats();
+    assertThat(st.waitEventP99Nanos()).isBetween(55_000_000L, st.holdP99Nanos() - 50_000_000L);
+  }
+
+  @Test
   void anEventStartingExactlyAtThePositionCounts() {
     gate.hold("a".getBytes(), 100);
     gate.eventStartsAt(100);
