@@ -58,7 +58,10 @@ public final class QemuLaunch {
      * boot-time checks and calibrations that busy-wait with PAUSE, each iteration of which ends a
      * pass of the vCPU loop and logs two events ({@code no_timer_check pmtmr=0 noapictimer}: the
      * guest ticks on the PIT and keeps time with the TSC, which under icount is the instruction
-     * count).
+     * count). And {@code nohz=off}: the guest keeps ticking while idle, because a recording QEMU
+     * hands a frame to an idle guest only when the guest's next timer wakes its vCPU, and the
+     * output gate releases a frame only after the next event (docs/pair.md, "Latency"): without a
+     * periodic tick both waited up to seconds.
      */
     REPLAY_FRIENDLY,
     /**
@@ -71,7 +74,7 @@ public final class QemuLaunch {
   /** {@code -machine} for {@link Timers#REPLAY_FRIENDLY}. */
   public static final String REPLAY_FRIENDLY_MACHINE = "q35,hpet=off,i8042=off,sata=off,smbus=off";
   /** Guest kernel options for {@link Timers#REPLAY_FRIENDLY}. */
-  public static final String REPLAY_FRIENDLY_KERNEL_ARGS = "no_timer_check pmtmr=0 noapictimer";
+  public static final String REPLAY_FRIENDLY_KERNEL_ARGS = "no_timer_check pmtmr=0 noapictimer nohz=off";
 
   private static final String QEMU_PROPERTY = "qemuft.qemu";
   /** The file descriptor QEMU inherits its guest NIC's socket on. */
