@@ -42,7 +42,15 @@ import org.qemuft.nativeio.Tap;
  *   <li>Bulk TCP throughput from the guest (SEND) through the gate vs. without.
  * </ul>
  *
- * Environment: QEMUFT_BENCH_ROUNDS (default 5), QEMUFT_BENCH_WORK_MIB (default 2048: about 4 s),
+ * Each also runs the same guest recording to a plain file without a pair ("recordOnly"), which
+ * separates what QEMU's record mode costs from what the pair adds. On one host the pair also runs
+ * the backup's replay beside the primary, on the same cores; for the workload, controls measure
+ * that apart from qemu-ft: two copies without FT at once, and a recording beside a replay of an
+ * earlier recording (both to and from plain files); and the pair runs twice per round, its backup
+ * at normal priority and at nice 19 (taking only what the primary leaves, as a backup on another
+ * host would).
+ *
+ * Environment: QEMUFT_BENCH_ROUNDS (default 5; 0: the service figures alone), QEMUFT_BENCH_WORK_MIB (default 2048: about 4 s),
  * QEMUFT_BENCH_PINGS (default 500), QEMUFT_BENCH_SEND_MIB (default 32).
  */
 @Tag("benchmark")
@@ -73,17 +81,35 @@ class PairBenchmark {
     List<Double> plain = new ArrayList<>();
     List<Double> ft = new ArrayList<>();
     List<Double> backupBehind = new ArrayList<>();
+    List<Long> stalled = new ArrayList<>();
+    List<Double> recordAlone = new ArrayList<>();
+    List<Double> twoAtOnce = new ArrayList<>();
+    List<Double> besideReplay = new ArrayList<>();
+    List<Double> ftNiced = new ArrayList<>();
     double busyRaw = 0;
     double busyWire = 0;
     String checksum = null;
     for (int r = 0; r < rounds; r++) {
-      Workload p = workloadWithoutFt(r);
-      Workload f = workloadInPair(r);
+      Workload p = workloadWithoutFt(r, Mode.ICOUNT);
+      Workload rec = workloadWithoutFt(r, Mode.RECORD);
+      Workload f = workloadInPair(r, 0);
+      Workload fn = workloadInPair(r, 19);
+      assertThat(fn.checksum).isEqualTo(p.checksum);
+      ftNiced.add(fn.seconds);
       assertThat(f.checksum).isEqualTo(p.checksum);
+      assertThat(rec.checksum).isEqualTo(p.checksum);
+      recordAlone.add(rec.seconds);
+      Workload beside = recordBesideReplay(r, tmp.resolve("alone-record" + r).resolve("replay.log"));
+      assertThat(beside.checksum).isEqualTo(p.checksum);
+      besideReplay.add(beside.seconds);
+      Workload two = twoWorkloadsAtOnce(r);
+      assertThat(two.checksum).isEqualTo(p.checksum);
+      twoAtOnce.add(two.seconds);
       checksum = p.checksum;
       plain.add(p.seconds);
       ft.add(f.seconds);
       backupBehind.add(f.backupBehindSeconds);
+      stalled.add(f.stalledMs);
       busyRaw += f.rawMbps / rounds;
       busyWire += f.wireMbps / rounds;
     }
@@ -93,9 +119,19 @@ class PairBenchmark {
     } else {
       ov.put("workloadChecksum", checksum);
       ov.putPOJO("withoutFtSeconds", plain);
+      ov.putPOJO("recordOnlySeconds", recordAlone);
+      ov.putPOJO("twoWithoutFtAtOnceSeconds", twoAtOnce);
+      ov.putPOJO("recordBesideReplaySeconds", besideReplay);
       ov.putPOJO("pairSeconds", ft);
       ov.putPOJO("backupFinishedLaterSeconds", backupBehind);
+      ov.putPOJO("pairBackupNicedSeconds", ftNiced);
+      ov.putPOJO("shipperHeldBackMs", stalled);
       ov.put("ratioMedian", BenchReport.round3(BenchReport.median(ft) / BenchReport.median(plain)));
+      ov.put("backupNicedRatioMedian", BenchReport.round3(BenchReport.median(ftNiced) / BenchReport.median(plain)));
+      ov.put("recordOnlyRatioMedian", BenchReport.round3(BenchReport.median(recordAlone) / BenchReport.median(plain)));
+      ov.put("twoAtOnceRatioMedian", BenchReport.round3(BenchReport.median(twoAtOnce) / BenchReport.median(plain)));
+      ov.put("recordBesideReplayRatioMedian",
+          BenchReport.round3(BenchReport.median(besideReplay) / BenchReport.median(plain)));
       ov.put("target", "<= 1.10 (goal 1.05)");
     }
 
@@ -128,26 +164,74 @@ class PairBenchmark {
     report.write();
   }
 
-  private record Workload(double seconds, String checksum, double backupBehindSeconds, double rawMbps, double wireMbps) {}
+  /**
+   * {@code stalledMs}: how long the primary's shipper held back because the backup lagged by more
+   * than maxLagMs (its final status); QEMU itself blocks only once its ring is full as well.
+   */
+  private record Workload(double seconds, String checksum, double backupBehindSeconds, double rawMbps, double wireMbps,
+      long stalledMs) {}
 
   /** {@code gate}: the primary's gate figures after the pings (absent without FT). */
   private record Service(long p50Micros, long p99Micros, double sendMBps, double idleRawMbps, double idleWireMbps,
       JsonNode gate) {}
 
-  private Workload workloadWithoutFt(int round) throws Exception {
-    QemuLaunch launch = QemuLaunch.of(Guest.workload(workMib), tmp.resolve("plain" + round), "qft-bench-plain")
+  /**
+   * Two copies of the workload without FT at once, as the pair runs two busy QEMUs on one host:
+   * what the host's cores cost when both are busy, apart from anything qemu-ft does. Returns the
+   * first copy's time (both boot alike and overlap throughout).
+   */
+  private Workload twoWorkloadsAtOnce(int round) throws Exception {
+    QemuLaunch a = QemuLaunch.of(Guest.workload(workMib), tmp.resolve("twoA" + round), "qft-bench-twoA")
         .mode(Mode.ICOUNT, null);
+    QemuLaunch b = QemuLaunch.of(Guest.workload(workMib), tmp.resolve("twoB" + round), "qft-bench-twoB")
+        .mode(Mode.ICOUNT, null);
+    try (QemuProcess qa = a.start(); QemuProcess qb = b.start()) {
+      long ready = awaitMark(qa.serialLog(), READY, BOOT);
+      Matcher done = awaitMatch(qa.serialLog(), DONE, END);
+      long t = System.nanoTime();
+      awaitMatch(qb.serialLog(), DONE, END);
+      return new Workload((t - ready) / 1e9, done.group(2), 0, 0, 0, 0);
+    }
+  }
+
+  /**
+   * The pair's two QEMUs without qemu-ft between them: a recording (to a plain file) while another
+   * QEMU replays an earlier recording of the same workload from its file, on the same host. What
+   * record and replay side by side cost on these cores; returns the recording's time.
+   */
+  private Workload recordBesideReplay(int round, Path earlierLog) throws Exception {
+    Path dir = tmp.resolve("beside" + round);
+    QemuLaunch rec = QemuLaunch.of(Guest.workload(workMib), dir.resolve("rec"), "qft-bench-rec")
+        .mode(Mode.RECORD, dir.resolve("replay.log"));
+    QemuLaunch rep = QemuLaunch.of(Guest.workload(workMib), dir.resolve("rep"), "qft-bench-rep")
+        .mode(Mode.REPLAY, earlierLog);
+    try (QemuProcess qr = rep.start(); QemuProcess q = rec.start()) {
+      long ready = awaitMark(q.serialLog(), READY, BOOT);
+      Matcher done = awaitMatch(q.serialLog(), DONE, END);
+      long t = System.nanoTime();
+      awaitMatch(qr.serialLog(), DONE, END);
+      return new Workload((t - ready) / 1e9, done.group(2), 0, 0, 0, 0);
+    }
+  }
+
+  /** The workload alone: ICOUNT (the same settings without FT) or RECORD (to a plain file, no pair). */
+  private Workload workloadWithoutFt(int round, Mode mode) throws Exception {
+    Path dir = tmp.resolve("alone-" + mode.name().toLowerCase(java.util.Locale.ROOT) + round);
+    QemuLaunch launch = QemuLaunch.of(Guest.workload(workMib), dir, "qft-bench-plain")
+        .mode(mode, mode == Mode.RECORD ? dir.resolve("replay.log") : null);
     try (QemuProcess q = launch.start()) {
       long ready = awaitMark(q.serialLog(), READY, BOOT);
       Matcher done = awaitMatch(q.serialLog(), DONE, END);
       long t = System.nanoTime();
-      return new Workload((t - ready) / 1e9, done.group(2), 0, 0, 0);
+      return new Workload((t - ready) / 1e9, done.group(2), 0, 0, 0, 0);
     }
   }
 
-  private Workload workloadInPair(int round) throws Exception {
+  /** The workload in a pair on this host, its backup at nice level {@code backupNice}. */
+  private Workload workloadInPair(int round, int backupNice) throws Exception {
     try (PairNetwork net = new PairNetwork();
-        FtPair pair = new FtPair(net, tmp.resolve("pair" + round), Guest.workload(workMib).kernelArgs(), "")) {
+        FtPair pair = new FtPair(net, tmp.resolve("pair" + round + "n" + backupNice), Guest.workload(workMib).kernelArgs(), "")
+            .backupNice(backupNice)) {
       pair.start(Role.BACKUP);
       pair.start(Role.PRIMARY);
       Path primarySerial = pair.runDir(Role.PRIMARY).resolve("qemu/serial.log");
@@ -167,7 +251,8 @@ class PairBenchmark {
           .isEqualTo(s1.path("icount").path("atPowerOff").asLong());
       double secs = (t - ready) / 1e9;
       return new Workload(secs, done.group(2), (tb - t) / 1e9,
-          mbps(s1, s0, "logBytesRaw", secs), mbps(s1, s0, "logBytesWire", secs));
+          mbps(s1, s0, "logBytesRaw", secs), mbps(s1, s0, "logBytesWire", secs),
+          s1.path("flowControl").path("stalledMs").asLong() - s0.path("flowControl").path("stalledMs").asLong());
     }
   }
 

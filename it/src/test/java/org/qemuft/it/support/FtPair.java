@@ -34,6 +34,7 @@ public final class FtPair implements AutoCloseable {
   private final String pairId = "it" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000, 0xfffff));
   private final Map<Role, Process> controllers = new EnumMap<>(Role.class);
   private final Map<Role, Path> configs = new EnumMap<>(Role.class);
+  private int backupNice;
 
   /**
    * Writes the pair's configuration for the test guest with {@code kernelArgs} (the guest's address
@@ -100,10 +101,21 @@ public final class FtPair implements AutoCloseable {
     return dir.resolve("run").resolve(pairId).resolve(role.lower());
   }
 
+  /**
+   * Runs the backup's controller (and so its QEMU) at this nice level (default 0). On one host
+   * the backup's replay competes with the primary for the same cores; a niced backup takes only
+   * what the primary leaves, as a backup on another host would (benchmarks).
+   */
+  public FtPair backupNice(int level) {
+    this.backupNice = level;
+    return this;
+  }
+
   /** Starts {@code ftctl run} for {@code role} in its host's namespace; returns at once. */
   public Process start(Role role) throws IOException {
     String ns = role == Role.PRIMARY ? net.nsA : net.nsB;
-    List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", ns,
+    String nice = Integer.toString(role == Role.BACKUP ? backupNice : 0);
+    List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", ns, "nice", "-n", nice,
         Path.of(System.getProperty("qemuft.root"), "scripts", "ftctl").toString(),
         "run", "--config", configs.get(role).toString(), "--role", role.lower()));
     ProcessBuilder pb = new ProcessBuilder(cmd)
