@@ -177,21 +177,13 @@ class PairBenchmark {
 
   /**
    * Two copies of the workload without FT at once, as the pair runs two busy QEMUs on one host:
-   * what the host's cores cost when both are busy, apart from anything qemu-ft does. Returns the
-   * first copy's time (both boot alike and overlap throughout).
+   * what the host's cores cost when both are busy, apart from anything qemu-ft does.
    */
   private Workload twoWorkloadsAtOnce(int round) throws Exception {
-    QemuLaunch a = QemuLaunch.of(Guest.workload(workMib), tmp.resolve("twoA" + round), "qft-bench-twoA")
-        .mode(Mode.ICOUNT, null);
-    QemuLaunch b = QemuLaunch.of(Guest.workload(workMib), tmp.resolve("twoB" + round), "qft-bench-twoB")
-        .mode(Mode.ICOUNT, null);
-    try (QemuProcess qa = a.start(); QemuProcess qb = b.start()) {
-      long ready = awaitMark(qa.serialLog(), READY, BOOT);
-      Matcher done = awaitMatch(qa.serialLog(), DONE, END);
-      long t = System.nanoTime();
-      awaitMatch(qb.serialLog(), DONE, END);
-      return new Workload((t - ready) / 1e9, done.group(2), 0, 0, 0, 0);
-    }
+    Path dir = tmp.resolve("two" + round);
+    return measuredBeside(
+        QemuLaunch.of(Guest.workload(workMib), dir.resolve("a"), "qft-bench-twoA").mode(Mode.ICOUNT, null),
+        QemuLaunch.of(Guest.workload(workMib), dir.resolve("b"), "qft-bench-twoB").mode(Mode.ICOUNT, null));
   }
 
   /**
@@ -201,15 +193,19 @@ class PairBenchmark {
    */
   private Workload recordBesideReplay(int round, Path earlierLog) throws Exception {
     Path dir = tmp.resolve("beside" + round);
-    QemuLaunch rec = QemuLaunch.of(Guest.workload(workMib), dir.resolve("rec"), "qft-bench-rec")
-        .mode(Mode.RECORD, dir.resolve("replay.log"));
-    QemuLaunch rep = QemuLaunch.of(Guest.workload(workMib), dir.resolve("rep"), "qft-bench-rep")
-        .mode(Mode.REPLAY, earlierLog);
-    try (QemuProcess qr = rep.start(); QemuProcess q = rec.start()) {
+    return measuredBeside(
+        QemuLaunch.of(Guest.workload(workMib), dir.resolve("rec"), "qft-bench-rec")
+            .mode(Mode.RECORD, dir.resolve("replay.log")),
+        QemuLaunch.of(Guest.workload(workMib), dir.resolve("rep"), "qft-bench-rep").mode(Mode.REPLAY, earlierLog));
+  }
+
+  /** Runs both at once; the workload time of {@code measured} (both boot alike and overlap throughout). */
+  private static Workload measuredBeside(QemuLaunch measured, QemuLaunch other) throws Exception {
+    try (QemuProcess qo = other.start(); QemuProcess q = measured.start()) {
       long ready = awaitMark(q.serialLog(), READY, BOOT);
       Matcher done = awaitMatch(q.serialLog(), DONE, END);
       long t = System.nanoTime();
-      awaitMatch(qr.serialLog(), DONE, END);
+      awaitMatch(qo.serialLog(), DONE, END);
       return new Workload((t - ready) / 1e9, done.group(2), 0, 0, 0, 0);
     }
   }

@@ -7,7 +7,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.HexFormat;
-import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -24,12 +23,8 @@ class TapIT {
   void aFrameWrittenReachesTheKernelAndItsAnswerIsRead() throws Exception {
     try (TestNet net = new TestNet()) {
       String ns = net.netns("tap");
-      String dev = net.name("t");
-      try (Tap tap = Tap.open(dev)) {
-        // The device lives as long as our descriptor; move it where the kernel answers for 10.99.0.1.
-        TestNet.run("ip", "link", "set", dev, "netns", ns);
-        net.ip(ns, List.of("addr", "add", "10.99.0.1/24", "dev", dev));
-        net.ip(ns, List.of("link", "set", dev, "up"));
+      // The device lives as long as our descriptor; it goes where the kernel answers for 10.99.0.1.
+      try (Tap tap = net.tapInto(ns, "10.99.0.1/24")) {
 
         byte[] buf = new byte[Tap.MAX_FRAME];
         byte[] reply = null;

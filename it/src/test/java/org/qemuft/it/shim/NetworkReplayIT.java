@@ -10,7 +10,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -54,11 +53,7 @@ class NetworkReplayIT {
       Path log = dir.resolve("replay.bin");
       try (TestNet net = new TestNet()) {
         String nsC = net.netns("C");
-        String tapName = net.name("t");
-        try (Tap tap = Tap.open(tapName)) {
-          TestNet.run("ip", "link", "set", tapName, "netns", nsC);
-          net.ip(nsC, List.of("addr", "add", "10.50.0.100/24", "dev", tapName));
-          net.ip(nsC, List.of("link", "set", tapName, "up"));
+        try (Tap tap = net.tapInto(nsC, "10.50.0.100/24")) {
           try (GuestNic nicA = GuestNic.open(f -> {
                 try { tap.write(f, 0, f.length); } catch (Exception e) { }
               }, "qft-nicA")) {

@@ -11,7 +11,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.regex.Matcher;
@@ -190,11 +189,7 @@ class ShimPairIT {
         TestNet net = new TestNet()) {
       // The client's side: a namespace whose only link is a TAP this JVM holds.
       String nsC = net.netns("C");
-      String tapName = net.name("t");
-      try (Tap tap = Tap.open(tapName)) {
-        TestNet.run("ip", "link", "set", tapName, "netns", nsC);
-        net.ip(nsC, List.of("addr", "add", "10.50.0.100/24", "dev", tapName));
-        net.ip(nsC, List.of("link", "set", tapName, "up"));
+      try (Tap tap = net.tapInto(nsC, "10.50.0.100/24")) {
         Path dir = Files.createDirectories(tmp.resolve("net"));
         try (GuestNic nicA = GuestNic.open(f -> toTap(tap, f), "qft-nicA");
             GuestNic nicB = GuestNic.open(f -> backupFrames.increment(), "qft-nicB")) {

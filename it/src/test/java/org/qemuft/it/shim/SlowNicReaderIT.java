@@ -12,7 +12,6 @@ import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
@@ -105,11 +104,7 @@ class SlowNicReaderIT {
     long icount;
     try (TestNet net = new TestNet()) {
       String nsC = net.netns("C");
-      String tapName = net.name("t");
-      try (Tap tap = Tap.open(tapName)) {
-        TestNet.run("ip", "link", "set", tapName, "netns", nsC);
-        net.ip(nsC, List.of("addr", "add", "10.50.0.100/24", "dev", tapName));
-        net.ip(nsC, List.of("link", "set", tapName, "up"));
+      try (Tap tap = net.tapInto(nsC, "10.50.0.100/24")) {
         try (HostEnd end = endFor.apply(f -> {
               if (frames.incrementAndGet() % PAUSE_EVERY == 0) {
                 sleep(PAUSE_MS);

@@ -8,6 +8,7 @@ import java.util.Deque;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import org.qemuft.nativeio.Tap;
 
 /**
  * Network namespaces and links for one test, all removed on {@link #close()} (also when the test
@@ -58,6 +59,24 @@ public final class TestNet implements AutoCloseable {
     }
     run(ip(nsA, "link", "set", a, "up"));
     run(ip(nsB, "link", "set", b, "up"));
+  }
+
+  /**
+   * A TAP device this JVM holds, moved into {@code ns} with address {@code cidr} and up: the far
+   * side of a "cable" whose near side is the returned {@link Tap} (close it to remove the device).
+   */
+  public Tap tapInto(String ns, String cidr) throws IOException {
+    String dev = name("t");
+    Tap tap = Tap.open(dev);
+    try {
+      run("ip", "link", "set", dev, "netns", ns);
+      ip(ns, List.of("addr", "add", cidr, "dev", dev));
+      ip(ns, List.of("link", "set", dev, "up"));
+      return tap;
+    } catch (IOException | RuntimeException e) {
+      tap.close();
+      throw e;
+    }
   }
 
   /** Runs {@code ip} in {@code ns} (null: host) and fails with its output if it fails. */
