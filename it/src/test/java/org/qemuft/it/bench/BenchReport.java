@@ -54,6 +54,16 @@ final class BenchReport {
     Files.writeString(dir.resolve(name + ".json"), JSON.writeValueAsString(root));
   }
 
+  /** A whole-number setting from the environment ({@code dflt} when unset), e.g. QEMUFT_BENCH_ROUNDS. */
+  static int env(String name, int dflt) {
+    String v = System.getenv(name);
+    try {
+      return v == null || v.isBlank() ? dflt : Integer.parseInt(v.strip());
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(name + "=" + v + " is not a whole number", e);
+    }
+  }
+
   static double median(Collection<Double> values) {
     List<Double> s = new ArrayList<>(values);
     s.sort(null);

@@ -61,10 +61,10 @@ class PairBenchmark {
   private static final Pattern DONE = Pattern.compile("QEMUFT-WORK-DONE mib=(\\d+) checksum=([0-9a-f]{16})");
   private static final String GUEST = "qemuft.ip=" + PairNetwork.GUEST_IP + "/24";
 
-  private final int rounds = env("QEMUFT_BENCH_ROUNDS", 5);
-  private final int workMib = env("QEMUFT_BENCH_WORK_MIB", 2048);
-  private final int pings = env("QEMUFT_BENCH_PINGS", 500);
-  private final int sendMib = env("QEMUFT_BENCH_SEND_MIB", 32);
+  private final int rounds = BenchReport.env("QEMUFT_BENCH_ROUNDS", 5);
+  private final int workMib = BenchReport.env("QEMUFT_BENCH_WORK_MIB", 2048);
+  private final int pings = BenchReport.env("QEMUFT_BENCH_PINGS", 500);
+  private final int sendMib = BenchReport.env("QEMUFT_BENCH_SEND_MIB", 32);
 
   @TempDir Path tmp;
 
@@ -363,10 +363,5 @@ class PairBenchmark {
       }
       Thread.sleep(10);
     }
-  }
-
-  private static int env(String name, int dflt) {
-    String v = System.getenv(name);
-    return v == null || v.isBlank() ? dflt : Integer.parseInt(v.strip());
   }
 }
