@@ -40,3 +40,37 @@ mvn_ft() {
   MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow" \
     mvn -B -Dstyle.color=never "${quiet[@]}" -f "$QEMU_FT_ROOT/pom.xml" "$@"
 }
+
+# leftovers_snapshot: what of ours exists now (QEMUs, NFS servers, controllers, qft* namespaces
+# and links, qemuft* rings), one "kind name" per line. Take one before a run, then call
+# leftovers_removed with it afterwards.
+leftovers_snapshot() {
+  {
+    pgrep -f '^(/usr/bin/)?qemu-system-x86_64 ' | sed 's/^/pid /' || true
+    pgrep -x ganesha.nfsd | sed 's/^/pid /' || true
+    pgrep -x rpcbind | sed 's/^/pid /' || true
+    pgrep -f 'org\.qemuft\.' | sed 's/^/pid /' || true
+    ip netns list 2>/dev/null | awk '$1 ~ /^qft/ {print "netns " $1}'
+    ip -o link show 2>/dev/null | awk -F': ' '{sub(/@.*/, "", $2); if ($2 ~ /^qft/) print "link " $2}'
+    ls /dev/shm 2>/dev/null | grep '^qemuft' | sed 's/^/shm /' || true
+  } | sort -u
+}
+
+# leftovers_removed BEFORE WHO: reports and removes what appeared since the snapshot BEFORE
+# (WHO names the culprit in the message); returns 1 if there was anything.
+leftovers_removed() {
+  local leaks kind what
+  sleep 1   # let processes that are exiting on their own finish
+  leaks=$(comm -13 <(echo "$1") <(leftovers_snapshot) | grep -v "^pid $$\$" || true)
+  [ -z "$leaks" ] && return 0
+  printf '%s: %s left these behind (removed now; a leak fails the run):\n%s\n' "$(basename "$0")" "$2" "$leaks" >&2
+  while read -r kind what; do
+    case "$kind" in
+      pid) ps -o pid=,args= -p "$what" >&2 || true; kill -9 "$what" 2>/dev/null || true ;;
+      netns) ip netns delete "$what" 2>/dev/null || true ;;
+      link) ip link delete "$what" 2>/dev/null || true ;;
+      shm) rm -f "/dev/shm/$what" ;;
+    esac
+  done <<< "$leaks"
+  return 1
+}

@@ -62,6 +62,7 @@ public final class PairController implements AutoCloseable {
   private final Role role;
   private final Path runDir;
   private final Deque<AutoCloseable> owned = new ArrayDeque<>();
+  private final Object closing = new Object();
   private final CountDownLatch ended = new CountDownLatch(1);
   private final LongAdder backupFramesDropped = new LongAdder();
   private final long startedNanos = System.nanoTime();
@@ -439,16 +440,21 @@ public final class PairController implements AutoCloseable {
   @Override
   public void close() {
     end(exitCode < 0 ? 0 : exitCode, endReason == null ? "stopped" : endReason);
-    while (!owned.isEmpty()) {
-      AutoCloseable c = owned.pop();
-      try {
-        c.close();
-      } catch (Exception e) {
-        LOG.warn("stopping {}: {}", c, e.toString());
+    // ftctl run calls this from its main thread and, on SIGTERM, from a shutdown hook at the same
+    // time. One at a time: otherwise the hook could find nothing left to close and let the JVM
+    // exit while the main thread was still stopping QEMU and removing the ring.
+    synchronized (closing) {
+      while (!owned.isEmpty()) {
+        AutoCloseable c = owned.pop();
+        try {
+          c.close();
+        } catch (Exception e) {
+          LOG.warn("stopping {}: {}", c, e.toString());
+        }
       }
-    }
-    if (worker != null) {
-      worker.interrupt();
+      if (worker != null) {
+        worker.interrupt();
+      }
     }
   }
 
