@@ -24,6 +24,7 @@ import org.qemuft.it.support.FtPair;
 import org.qemuft.it.support.Guest;
 import org.qemuft.it.support.PairNetwork;
 import org.qemuft.it.support.ServiceClient;
+import org.qemuft.it.support.TapRelay;
 import org.qemuft.nativeio.Netns;
 import org.qemuft.nativeio.Tap;
 
@@ -260,28 +261,14 @@ class PairBenchmark {
   private Service serviceWithoutFt(Mode mode) throws Exception {
     try (PairNetwork net = new PairNetwork()) {
       Tap tap = Netns.call(net.nsA, () -> Tap.open(net.tapA));
-      GuestNic[] nic = new GuestNic[1];
       try (tap; GuestNic n = GuestNic.open(f -> {
-        try {
-          tap.write(f, 0, f.length);
-        } catch (IOException e) {
-          throw new IllegalStateException(e);
-        }
-      }, "noft-nic")) {
-        nic[0] = n;
-        Thread relay = Thread.ofPlatform().daemon().start(() -> {
-          byte[] buf = new byte[Tap.MAX_FRAME];
-          try {
-            int len;
-            while ((len = tap.read(buf, Duration.ofMillis(200))) >= 0) {
-              if (len > 0) {
-                nic[0].sendToGuest(buf, 0, len);
-              }
+            try {
+              tap.write(f, 0, f.length);
+            } catch (IOException e) {
+              throw new IllegalStateException(e);
             }
-          } catch (IOException e) {
-            // closed
-          }
-        });
+          }, "noft-nic");
+          TapRelay relay = TapRelay.start(tap, (frame, len) -> n.sendToGuest(frame, 0, len))) {
         Path dir = tmp.resolve("noft-" + mode.name().toLowerCase(java.util.Locale.ROOT));
         QemuLaunch launch = QemuLaunch.of(Guest.service(PairNetwork.GUEST_IP + "/24"), dir, "qft-bench-noft")
             .mode(mode, mode == Mode.RECORD ? dir.resolve("replay.log") : null).guestNic(n.address());
@@ -289,8 +276,6 @@ class PairBenchmark {
           n.attach(q.pid(), Duration.ofSeconds(60));
           Service s = measureService(net, null);
           q.stop(Duration.ofSeconds(5));
-          tap.close();
-          relay.join(5000);
           return s;
         }
       }

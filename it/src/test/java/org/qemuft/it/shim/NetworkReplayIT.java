@@ -10,7 +10,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.qemuft.controller.gate.GuestNic;
@@ -19,6 +18,7 @@ import org.qemuft.controller.vm.QemuLaunch.Mode;
 import org.qemuft.controller.vm.QemuProcess;
 import org.qemuft.controller.vm.VmSpec;
 import org.qemuft.it.support.Guest;
+import org.qemuft.it.support.TapRelay;
 import org.qemuft.it.support.TestNet;
 import org.qemuft.nativeio.Netns;
 import org.qemuft.nativeio.Tap;
@@ -49,23 +49,14 @@ class NetworkReplayIT {
       Path dir = Files.createDirectories(tmp.resolve("r" + round));
       String guestIp = "10.50.0.10";
       VmSpec spec = Guest.service(guestIp + "/24").withIcount(System.getProperty("qemuft.it.networkReplay.icount", Guest.ICOUNT));
-      AtomicBoolean bridging = new AtomicBoolean(true);
       Path log = dir.resolve("replay.bin");
       try (TestNet net = new TestNet()) {
         String nsC = net.netns("C");
         try (Tap tap = net.tapInto(nsC, "10.50.0.100/24")) {
           try (GuestNic nicA = GuestNic.open(f -> {
                 try { tap.write(f, 0, f.length); } catch (Exception e) { }
-              }, "qft-nicA")) {
-            Thread fromTap = Thread.ofPlatform().daemon().start(() -> {
-              byte[] buf = new byte[Tap.MAX_FRAME];
-              try {
-                while (bridging.get()) {
-                  int n = tap.read(buf, Duration.ofMillis(200));
-                  if (n > 0) nicA.sendToGuest(buf, 0, n);
-                }
-              } catch (Exception e) { }
-            });
+              }, "qft-nicA");
+              TapRelay relay = TapRelay.start(tap, (frame, n) -> nicA.sendToGuest(frame, 0, n))) {
             try (QemuProcess primary = QemuLaunch.of(spec, dir.resolve("p"), "qft-netrr-p")
                 .mode(Mode.RECORD, log).guestNic(nicA.address()).pauseOnShutdown(true)
                 .extraArgs(MACHINE_EXTRA).start()) {
@@ -85,9 +76,6 @@ class NetworkReplayIT {
                 qp.quit();
               }
               primary.awaitExit(ShimPairIT.QMP);
-            } finally {
-              bridging.set(false);
-              fromTap.join(5000);
             }
           }
         }

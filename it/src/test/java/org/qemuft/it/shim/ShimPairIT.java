@@ -11,7 +11,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.regex.Matcher;
 import org.junit.jupiter.api.Test;
@@ -24,6 +23,7 @@ import org.qemuft.controller.vm.VmSpec;
 import org.qemuft.it.support.Guest;
 import org.qemuft.it.support.RingCopier;
 import org.qemuft.it.support.ShmRings;
+import org.qemuft.it.support.TapRelay;
 import org.qemuft.it.support.TestNet;
 import org.qemuft.nativeio.LogRing;
 import org.qemuft.nativeio.Netns;
@@ -181,7 +181,6 @@ class ShimPairIT {
   void theTestServiceAnswersAClientAndItsNetworkInputReplays() throws Exception {
     String guestIp = "10.50.0.10";
     VmSpec spec = Guest.service(guestIp + "/24");
-    AtomicBoolean bridging = new AtomicBoolean(true);
     LongAdder backupFrames = new LongAdder();
     try (ShmRings rings = new ShmRings();
         LogRing ringA = rings.create("qemuft-primary", RING);
@@ -192,20 +191,8 @@ class ShimPairIT {
       try (Tap tap = net.tapInto(nsC, "10.50.0.100/24")) {
         Path dir = Files.createDirectories(tmp.resolve("net"));
         try (GuestNic nicA = GuestNic.open(f -> toTap(tap, f), "qft-nicA");
-            GuestNic nicB = GuestNic.open(f -> backupFrames.increment(), "qft-nicB")) {
-          Thread fromTap = Thread.ofPlatform().daemon().name("qft-tap-to-guest").start(() -> {
-            byte[] buf = new byte[Tap.MAX_FRAME];
-            try {
-              while (bridging.get()) {
-                int n = tap.read(buf, Duration.ofMillis(200));
-                if (n > 0) {
-                  nicA.sendToGuest(buf, 0, n);
-                }
-              }
-            } catch (Exception e) {
-              // the TAP closed at the end of the test
-            }
-          });
+            GuestNic nicB = GuestNic.open(f -> backupFrames.increment(), "qft-nicB");
+            TapRelay relay = TapRelay.start(tap, (frame, n) -> nicA.sendToGuest(frame, 0, n))) {
           try (QemuProcess backup = backup(spec, tmp.resolve("b"), ringB)
                   .guestNic(nicB.address()).start();
               QemuProcess primary = primary(spec, tmp.resolve("p"), ringA)
@@ -231,9 +218,6 @@ class ShimPairIT {
             assertThat(backup.serialText()).contains("QEMUFT-READY").contains("QEMUFT-SERVICE-EXIT status=0");
             assertThat(nicA.framesFromGuest()).isPositive();
             assertThat(backupFrames.sum()).as("a replaying guest sends nothing").isZero();
-          } finally {
-            bridging.set(false);
-            fromTap.join(5_000);
           }
         }
       }

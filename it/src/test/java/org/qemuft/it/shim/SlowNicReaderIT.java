@@ -12,7 +12,6 @@ import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.Test;
@@ -25,6 +24,7 @@ import org.qemuft.controller.vm.QemuProcess;
 import org.qemuft.controller.vm.VmSpec;
 import org.qemuft.it.support.Guest;
 import org.qemuft.it.support.ServiceClient;
+import org.qemuft.it.support.TapRelay;
 import org.qemuft.it.support.TestNet;
 import org.qemuft.nativeio.Tap;
 import org.qemuft.qmp.QemuMonitor;
@@ -99,7 +99,6 @@ class SlowNicReaderIT {
     Path dir = Files.createDirectories(tmp.resolve("rec"));
     VmSpec spec = Guest.service(GUEST_IP + "/24");
     Path log = dir.resolve("replay.bin");
-    AtomicBoolean bridging = new AtomicBoolean(true);
     AtomicLong frames = new AtomicLong();
     long icount;
     try (TestNet net = new TestNet()) {
@@ -114,20 +113,8 @@ class SlowNicReaderIT {
               } catch (IOException e) {
                 // the TAP closed at the end of the test
               }
-            })) {
-          Thread fromTap = Thread.ofPlatform().daemon().name("qft-tap-to-guest").start(() -> {
-            byte[] buf = new byte[Tap.MAX_FRAME];
-            try {
-              while (bridging.get()) {
-                int n = tap.read(buf, Duration.ofMillis(200));
-                if (n > 0) {
-                  end.sendToGuest(buf, n);
-                }
-              }
-            } catch (IOException e) {
-              // the TAP closed at the end of the test
-            }
-          });
+            });
+            TapRelay relay = TapRelay.start(tap, end::sendToGuest)) {
           try (QemuProcess primary = end.attachTo(QemuLaunch.of(spec, dir.resolve("p"), "qft-slownic-p")
               .mode(Mode.RECORD, log).pauseOnShutdown(true)).start()) {
             end.started(primary);
@@ -146,9 +133,6 @@ class SlowNicReaderIT {
               qp.quit();
             }
             assertThat(primary.awaitExit(ShimPairIT.QMP)).contains(0);
-          } finally {
-            bridging.set(false);
-            fromTap.join(5000);
           }
         }
       }
