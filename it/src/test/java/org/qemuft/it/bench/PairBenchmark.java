@@ -203,12 +203,17 @@ class PairBenchmark {
   /** Runs both at once; the workload time of {@code measured} (both boot alike and overlap throughout). */
   private static Workload measuredBeside(QemuLaunch measured, QemuLaunch other) throws Exception {
     try (QemuProcess qo = other.start(); QemuProcess q = measured.start()) {
-      long ready = awaitMark(q.serialLog(), READY, BOOT);
-      Matcher done = awaitMatch(q.serialLog(), DONE, END);
-      long t = System.nanoTime();
+      Workload w = timed(q.serialLog());
       awaitMatch(qo.serialLog(), DONE, END);
-      return new Workload((t - ready) / 1e9, done.group(2), 0, 0, 0, 0);
+      return w;
     }
+  }
+
+  /** The workload's time on this console, from its ready marker to its done marker. */
+  private static Workload timed(Path serial) throws Exception {
+    long ready = awaitMark(serial, READY, BOOT);
+    Matcher done = awaitMatch(serial, DONE, END);
+    return new Workload((System.nanoTime() - ready) / 1e9, done.group(2), 0, 0, 0, 0);
   }
 
   /** The workload alone: ICOUNT (the same settings without FT) or RECORD (to a plain file, no pair). */
@@ -217,10 +222,7 @@ class PairBenchmark {
     QemuLaunch launch = QemuLaunch.of(Guest.workload(workMib), dir, "qft-bench-plain")
         .mode(mode, mode == Mode.RECORD ? dir.resolve("replay.log") : null);
     try (QemuProcess q = launch.start()) {
-      long ready = awaitMark(q.serialLog(), READY, BOOT);
-      Matcher done = awaitMatch(q.serialLog(), DONE, END);
-      long t = System.nanoTime();
-      return new Workload((t - ready) / 1e9, done.group(2), 0, 0, 0, 0);
+      return timed(q.serialLog());
     }
   }
 
