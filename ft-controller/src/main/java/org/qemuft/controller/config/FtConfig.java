@@ -33,6 +33,7 @@ import org.qemuft.controller.vm.VmSpec;
  *   memoryMiB: 256
  *   mac: "52:54:00:12:34:56"
  *   icount: "shift=0"              # see docs/rr-pace.md before changing it
+ *   inputWakeUs: 500                # input waits at most this long for an idle guest; 0: off
  *   disks: []                       # qcow2 locations: paths or nfs:// URLs
  * uplink: {tap: qfttap0}            # the LAN side of the output gate
  * storage: {location: nfs://nas/export/qemu-ft}   # shared storage (go-live lock, images)
@@ -139,6 +140,11 @@ public record FtConfig(
       throw v.error("mac", mac + " is a multicast address; a NIC needs a unicast one (first byte even)");
     }
     String icount = v.string("icount", DEFAULT_ICOUNT);
+    long wake = v.integer("inputWakeUs", VmSpec.DEFAULT_INPUT_WAKE_US, 0, 1_000_000);
+    if (wake != 0 && wake < VmSpec.MIN_INPUT_WAKE_US) {
+      throw v.error("inputWakeUs", wake + " is below " + VmSpec.MIN_INPUT_WAKE_US + " (the wake-ups would cost "
+          + "more than the guest's own work); 0 turns them off");
+    }
     List<VmSpec.Disk> disks = new ArrayList<>();
     for (String d : v.strings("disks")) {
       disks.add(new VmSpec.Disk(d.startsWith("nfs://") ? d : base.resolve(d).normalize().toString()));
@@ -150,7 +156,7 @@ public record FtConfig(
       }
     }
     try {
-      vm = new VmSpec(kernel, initrd, kernelArgs, (int) mem, mac, icount, disks);
+      vm = new VmSpec(kernel, initrd, kernelArgs, (int) mem, mac, icount, disks, (int) wake);
     } catch (IllegalArgumentException e) {
       throw v.error(e.getMessage().startsWith("icount") ? "icount" : "disks", e.getMessage());
     }

@@ -58,10 +58,10 @@ public final class QemuLaunch {
      * boot-time checks and calibrations that busy-wait with PAUSE, each iteration of which ends a
      * pass of the vCPU loop and logs two events ({@code no_timer_check pmtmr=0 noapictimer}: the
      * guest ticks on the PIT and keeps time with the TSC, which under icount is the instruction
-     * count). And {@code nohz=off}: the guest keeps ticking while idle, because a recording QEMU
-     * hands a frame to an idle guest only when the guest's next timer wakes its vCPU, and the
-     * output gate releases a frame only after the next event (docs/pair.md, "Latency"): without a
-     * periodic tick both waited up to seconds.
+     * count). And the input wake-up ({@link VmSpec#inputWakeUs}, see {@link #INPUT_WAKE_NETDEV}):
+     * a recording QEMU hands a frame to an idle guest only when something wakes its vCPU, and the
+     * output gate releases a frame only after the next event (docs/pair.md, "Latency"); with
+     * nothing but a tickless guest's own timers, both waited up to seconds.
      */
     REPLAY_FRIENDLY,
     /**
@@ -74,8 +74,20 @@ public final class QemuLaunch {
   /** {@code -machine} for {@link Timers#REPLAY_FRIENDLY}. */
   public static final String REPLAY_FRIENDLY_MACHINE = "q35,hpet=off,i8042=off,sata=off,smbus=off";
   /** Guest kernel options for {@link Timers#REPLAY_FRIENDLY}. */
-  public static final String REPLAY_FRIENDLY_KERNEL_ARGS = "no_timer_check pmtmr=0 noapictimer nohz=off";
+  public static final String REPLAY_FRIENDLY_KERNEL_ARGS = "no_timer_check pmtmr=0 noapictimer";
+  /**
+   * The netdev that carries the input wake-up timer. QEMU 7.2 has no option for a timer of its
+   * own, but {@code filter-buffer} re-arms one on QEMU_CLOCK_VIRTUAL every {@code interval}
+   * microseconds; when it fires while the vCPU is halted, the main loop queues work on the vCPU
+   * (qemu_timer_notify_cb, softmmu/cpu-timers.c), whose next pass takes the queued input events
+   * (replay_async_events). The filter sits on a netdev that never carries a frame: a hub port
+   * joined to a port of a second one-port hub (so QEMU sees a peer and warns about nothing). Both
+   * QEMUs of a pair have it, so its timer fires at the same points of the recording and the replay.
+   */
+  public static final String INPUT_WAKE_NETDEV = "qft-wake";
 
+  /** QEMU hub numbers of the input wake-up's two one-port hubs (nothing else uses hubs). */
+  private static final int WAKE_HUB = 90;
   private static final String QEMU_PROPERTY = "qemuft.qemu";
   /** The file descriptor QEMU inherits its guest NIC's socket on. */
   static final int NIC_FD = 3;
@@ -275,6 +287,13 @@ public final class QemuLaunch {
       if (rr) {
         cmd.addAll(List.of("-object", "filter-replay,id=net0-replay,netdev=net0"));
       }
+    }
+    if (friendly && spec.inputWakeUs() > 0) {
+      cmd.addAll(List.of("-netdev", "hubport,id=" + INPUT_WAKE_NETDEV + ",hubid=" + WAKE_HUB));
+      cmd.addAll(List.of("-netdev", "hubport,id=" + INPUT_WAKE_NETDEV + "-end,hubid=" + (WAKE_HUB + 1)
+          + ",netdev=" + INPUT_WAKE_NETDEV));
+      cmd.addAll(List.of("-object", "filter-buffer,id=" + INPUT_WAKE_NETDEV + "-timer,netdev=" + INPUT_WAKE_NETDEV
+          + ",interval=" + spec.inputWakeUs()));
     }
     for (int i = 0; i < spec.disks().size(); i++) {
       String img = opt(spec.disks().get(i).location());

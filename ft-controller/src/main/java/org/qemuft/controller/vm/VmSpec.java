@@ -17,6 +17,10 @@ import java.util.regex.Pattern;
  * @param mac the guest NIC's MAC address (also the one announced on going live)
  * @param icount the {@code -icount} settings without the rr parts, e.g. {@code shift=0}
  * @param disks the guest's disks in order ({@code /dev/vda}, {@code /dev/vdb}, ...)
+ * @param inputWakeUs how often, in microseconds of guest time, QEMU's vCPU thread wakes to take
+ *     queued input (frames, disk completions) to an idle guest; 0: only when the guest's own
+ *     timers wake it. A recording QEMU hands input to a halted vCPU only at its next wake, so this
+ *     bounds the latency recording adds to every request (docs/rr-pace.md, "Input latency")
  */
 public record VmSpec(
     Path kernel,
@@ -25,7 +29,17 @@ public record VmSpec(
     int memoryMiB,
     String mac,
     String icount,
-    List<Disk> disks) {
+    List<Disk> disks,
+    int inputWakeUs) {
+
+  /**
+   * The default {@link #inputWakeUs}: requests to an idle recording primary wait at most half a
+   * millisecond; the price is about 2,000 timer wake-ups per second of guest time in both QEMUs
+   * and ~0.8 Mbit/s more log while idle (docs/benchmarks.md, "pair").
+   */
+  public static final int DEFAULT_INPUT_WAKE_US = 500;
+  /** Below this the wake-ups would cost more than the guest's own work. */
+  public static final int MIN_INPUT_WAKE_US = 50;
 
   private static final Pattern MAC = Pattern.compile("(?i)[0-9a-f]{2}(:[0-9a-f]{2}){5}");
   private static final Pattern ICOUNT_RR = Pattern.compile("(^|,)\\s*rr(file|snapshot)?\\s*=");
@@ -74,20 +88,35 @@ public record VmSpec(
           "icount '" + icount + "' must not contain rr/rrfile/rrsnapshot: qemu-ft sets them per role");
     }
     disks = List.copyOf(disks == null ? List.of() : disks);
+    if (inputWakeUs != 0 && (inputWakeUs < MIN_INPUT_WAKE_US || inputWakeUs > 1_000_000)) {
+      throw new IllegalArgumentException("inputWakeUs " + inputWakeUs + " is outside " + MIN_INPUT_WAKE_US
+          + "..1000000 (0 turns the wake-ups off)");
+    }
+  }
+
+  /** A machine with the {@link #DEFAULT_INPUT_WAKE_US default} input wake-up interval. */
+  public VmSpec(Path kernel, Path initrd, String kernelArgs, int memoryMiB, String mac, String icount,
+      List<Disk> disks) {
+    this(kernel, initrd, kernelArgs, memoryMiB, mac, icount, disks, DEFAULT_INPUT_WAKE_US);
   }
 
   /** The same machine with other kernel arguments (tests and benchmarks vary the workload). */
   public VmSpec withKernelArgs(String args) {
-    return new VmSpec(kernel, initrd, args, memoryMiB, mac, icount, disks);
+    return new VmSpec(kernel, initrd, args, memoryMiB, mac, icount, disks, inputWakeUs);
   }
 
   /** The same machine with other icount settings. */
   public VmSpec withIcount(String settings) {
-    return new VmSpec(kernel, initrd, kernelArgs, memoryMiB, mac, settings, disks);
+    return new VmSpec(kernel, initrd, kernelArgs, memoryMiB, mac, settings, disks, inputWakeUs);
   }
 
   /** The same machine with these disks. */
   public VmSpec withDisks(List<Disk> newDisks) {
-    return new VmSpec(kernel, initrd, kernelArgs, memoryMiB, mac, icount, newDisks);
+    return new VmSpec(kernel, initrd, kernelArgs, memoryMiB, mac, icount, newDisks, inputWakeUs);
+  }
+
+  /** The same machine with another input wake-up interval (0: none). */
+  public VmSpec withInputWakeUs(int micros) {
+    return new VmSpec(kernel, initrd, kernelArgs, memoryMiB, mac, icount, disks, micros);
   }
 }

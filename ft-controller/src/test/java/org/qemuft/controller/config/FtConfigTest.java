@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.qemuft.controller.vm.VmSpec;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -59,6 +60,7 @@ class FtConfigTest {
     assertThat(FtConfig.hostPort(c.pair().channel(Role.BACKUP))).isEqualTo("10.0.0.2:7700");
     assertThat(c.vm().memoryMiB()).isEqualTo(256);
     assertThat(c.vm().icount()).isEqualTo(FtConfig.DEFAULT_ICOUNT);
+    assertThat(c.vm().inputWakeUs()).isEqualTo(VmSpec.DEFAULT_INPUT_WAKE_US);
     assertThat(c.vm().disks()).extracting(d -> d.location())
         .containsExactly(dir.resolve("disk.qcow2").toString(), "nfs://nas/export/web1.qcow2");
     assertThat(c.flowControl().maxLagBytes()).isEqualTo(8L << 20);
@@ -79,6 +81,8 @@ class FtConfigTest {
       bad mac                 | 'mac: \"52:54:00:12:34:56\"'  | 'mac: \"52:54:00:12:34\"'                 | vm.mac: '52:54:00:12:34' is not a MAC address
       multicast mac           | 'mac: \"52:54:00:12:34:56\"'  | 'mac: \"53:54:00:12:34:56\"'              | vm.mac: 53:54:00:12:34:56 is a multicast address
       rr in icount            | 'mac: \"52:54:00:12:34:56\"'  | 'mac: \"52:54:00:12:34:56\"\n  icount: \"shift=5,rr=record\"' | vm.icount: icount 'shift=5,rr=record' must not contain rr
+      wake below minimum      | 'mac: \"52:54:00:12:34:56\"'  | 'mac: \"52:54:00:12:34:56\"\n  inputWakeUs: 10' | vm.inputWakeUs: 10 is below 50
+      wake negative           | 'mac: \"52:54:00:12:34:56\"'  | 'mac: \"52:54:00:12:34:56\"\n  inputWakeUs: -1' | vm.inputWakeUs: -1 is outside the allowed range 0..
       missing kernel file     | 'kernel: vmlinuz'             | 'kernel: nope'                            | vm.kernel: 
       bad address             | '{channel: \"10.0.0.2:7700\"}' | '{channel: \"10.0.0.2\"}'                 | pair.backup.channel: '10.0.0.2' is not HOST:PORT
       same addresses          | '{channel: \"10.0.0.2:7700\"}' | '{channel: \"10.0.0.1:7700\"}'            | pair.backup.channel: is the same address
