@@ -39,6 +39,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -665,6 +666,28 @@ static int diskwrite(const char *dir, uint64_t mib)
     return 0;
 }
 
+/*
+ * The idle waker: sleeps INTERVAL_US at a time, forever, at SCHED_IDLE priority. While the guest
+ * idles, its wake-ups are the only thing that runs, and each one gives a recording QEMU a vCPU pass
+ * in which it hands over queued input (frames): input waits at most INTERVAL_US instead of until
+ * the next timer of a tickless guest. While anything else runs, the waker is starved, re-arms its
+ * timer only when it gets the CPU, and so costs almost nothing (docs/rr-pace.md, "Input latency").
+ */
+static _Noreturn void idle_waker(uint64_t interval_us)
+{
+    struct sched_param sp = {0};
+    if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0) {
+        die("idle-waker: SCHED_IDLE: %s", strerror(errno));
+    }
+    struct timespec ts = {.tv_sec = (time_t)(interval_us / 1000000), .tv_nsec = (long)(interval_us % 1000000) * 1000};
+    for (;;) {
+        int e = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+        if (e != 0 && e != EINTR) {
+            die("idle-waker: clock_nanosleep: %s", strerror(e));
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "serve") == 0) {
@@ -691,6 +714,11 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "diskwrite") == 0 && parse_u64(argv[3], &mib) && mib > 0) {
         return diskwrite(argv[2], mib);
     }
-    die("usage: ftguest serve [-p PORT] [-d FILE] | ftguest work MIB [IDLE_MS] | ftguest diskwrite DIR MIB");
+    uint64_t us;
+    if (argc == 3 && strcmp(argv[1], "idle-waker") == 0 && parse_u64(argv[2], &us) && us > 0) {
+        idle_waker(us);
+    }
+    die("usage: ftguest serve [-p PORT] [-d FILE] | ftguest work MIB [IDLE_MS] | ftguest diskwrite DIR MIB"
+        " | ftguest idle-waker INTERVAL_US");
     return 2;
 }

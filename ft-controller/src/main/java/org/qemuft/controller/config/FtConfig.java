@@ -33,7 +33,7 @@ import org.qemuft.controller.vm.VmSpec;
  *   memoryMiB: 256
  *   mac: "52:54:00:12:34:56"
  *   icount: "shift=0"              # see docs/rr-pace.md before changing it
- *   inputWakeUs: 500                # input waits at most this long for an idle guest; 0: off
+ *   inputWakeUs: 0                  # host-side input wake-up (µs), 0: off; see docs/pair.md
  *   disks: []                       # qcow2 locations: paths or nfs:// URLs
  * uplink: {tap: qfttap0}            # the LAN side of the output gate
  * storage: {location: nfs://nas/export/qemu-ft}   # shared storage (go-live lock, images)

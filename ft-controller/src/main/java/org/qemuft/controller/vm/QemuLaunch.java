@@ -58,10 +58,12 @@ public final class QemuLaunch {
      * boot-time checks and calibrations that busy-wait with PAUSE, each iteration of which ends a
      * pass of the vCPU loop and logs two events ({@code no_timer_check pmtmr=0 noapictimer}: the
      * guest ticks on the PIT and keeps time with the TSC, which under icount is the instruction
-     * count). And the input wake-up ({@link VmSpec#inputWakeUs}, see {@link #INPUT_WAKE_NETDEV}):
-     * a recording QEMU hands a frame to an idle guest only when something wakes its vCPU, and the
-     * output gate releases a frame only after the next event (docs/pair.md, "Latency"); with
-     * nothing but a tickless guest's own timers, both waited up to seconds.
+     * count). And {@code nohz=off}: the guest keeps ticking while idle, because a recording QEMU
+     * hands a frame to an idle guest only when something wakes its vCPU, and the output gate
+     * releases a frame only after the next event (docs/pair.md, "Latency"): with a tickless
+     * guest's own timers both waited up to seconds, with the tick at most one tick (4 ms at
+     * 250 Hz). Shorter bounds need an idle waker in the guest, or the host-side
+     * {@link VmSpec#inputWakeUs} ({@link #INPUT_WAKE_NETDEV}).
      */
     REPLAY_FRIENDLY,
     /**
@@ -74,7 +76,7 @@ public final class QemuLaunch {
   /** {@code -machine} for {@link Timers#REPLAY_FRIENDLY}. */
   public static final String REPLAY_FRIENDLY_MACHINE = "q35,hpet=off,i8042=off,sata=off,smbus=off";
   /** Guest kernel options for {@link Timers#REPLAY_FRIENDLY}. */
-  public static final String REPLAY_FRIENDLY_KERNEL_ARGS = "no_timer_check pmtmr=0 noapictimer";
+  public static final String REPLAY_FRIENDLY_KERNEL_ARGS = "no_timer_check pmtmr=0 noapictimer nohz=off";
   /**
    * The netdev that carries the input wake-up timer. QEMU 7.2 has no option for a timer of its
    * own, but {@code filter-buffer} re-arms one on QEMU_CLOCK_VIRTUAL every {@code interval}

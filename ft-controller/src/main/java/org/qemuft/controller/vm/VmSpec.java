@@ -17,10 +17,11 @@ import java.util.regex.Pattern;
  * @param mac the guest NIC's MAC address (also the one announced on going live)
  * @param icount the {@code -icount} settings without the rr parts, e.g. {@code shift=0}
  * @param disks the guest's disks in order ({@code /dev/vda}, {@code /dev/vdb}, ...)
- * @param inputWakeUs how often, in microseconds of guest time, QEMU's vCPU thread wakes to take
- *     queued input (frames, disk completions) to an idle guest; 0: only when the guest's own
- *     timers wake it. A recording QEMU hands input to a halted vCPU only at its next wake, so this
- *     bounds the latency recording adds to every request (docs/rr-pace.md, "Input latency")
+ * @param inputWakeUs how often, in microseconds of guest time, a host-side timer wakes QEMU's vCPU
+ *     thread to take queued input (frames, disk completions) to an idle guest; 0 (the default):
+ *     only when the guest's own timers wake it. A recording QEMU hands input to a halted vCPU only
+ *     at its next wake, so this bounds the latency recording adds to every request
+ *     (docs/rr-pace.md, "Input latency of a recording primary")
  */
 public record VmSpec(
     Path kernel,
@@ -33,11 +34,13 @@ public record VmSpec(
     int inputWakeUs) {
 
   /**
-   * The default {@link #inputWakeUs}: requests to an idle recording primary wait at most half a
-   * millisecond; the price is about 2,000 timer wake-ups per second of guest time in both QEMUs
-   * and ~0.8 Mbit/s more log while idle (docs/benchmarks.md, "pair").
+   * The default {@link #inputWakeUs}: none. The host-side wake-up costs a CPU-bound recording
+   * about 16% of its speed at 500 µs (each firing while the guest computes is a pass of the vCPU
+   * loop and a hand-off to QEMU's main loop); a guest that runs an idle waker itself (qemu-ft's test
+   * guest does: {@code qemuft.wake_us}) gets the same bound for about 3% (docs/rr-pace.md, "Input
+   * latency of a recording primary").
    */
-  public static final int DEFAULT_INPUT_WAKE_US = 500;
+  public static final int DEFAULT_INPUT_WAKE_US = 0;
   /** Below this the wake-ups would cost more than the guest's own work. */
   public static final int MIN_INPUT_WAKE_US = 50;
 

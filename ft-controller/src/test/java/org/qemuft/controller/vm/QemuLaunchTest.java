@@ -68,16 +68,17 @@ class QemuLaunchTest {
         "-netdev", "hubport,id=qft-wake,hubid=90",
         "-netdev", "hubport,id=qft-wake-end,hubid=91,netdev=qft-wake",
         "-object", "filter-buffer,id=qft-wake-timer,netdev=qft-wake,interval=500");
+    VmSpec waking = SPEC.withInputWakeUs(500);
     for (Mode m : Mode.values()) {
-      assertThat(QemuLaunch.of(SPEC, Path.of("/run/x"), "qft-x").mode(m, Path.of("/r")).command())
+      assertThat(QemuLaunch.of(waking, Path.of("/run/x"), "qft-x").mode(m, Path.of("/r")).command())
           .as(m.name()).containsSequence(wake);
     }
     assertThat(QemuLaunch.of(SPEC.withInputWakeUs(2000), Path.of("/run/x"), "qft-x").command())
         .contains("filter-buffer,id=qft-wake-timer,netdev=qft-wake,interval=2000");
-    assertThat(QemuLaunch.of(SPEC.withInputWakeUs(0), Path.of("/run/x"), "qft-x").command())
-        .noneMatch(a -> a.contains("qft-wake"));
+    assertThat(SPEC.inputWakeUs()).as("off unless asked for").isZero();
+    assertThat(QemuLaunch.of(SPEC, Path.of("/run/x"), "qft-x").command()).noneMatch(a -> a.contains("qft-wake"));
     // QEMU's defaults, for comparisons: what qemu-ft ran before it had the wake-up.
-    assertThat(QemuLaunch.of(SPEC, Path.of("/run/x"), "qft-x").timers(QemuLaunch.Timers.QEMU_DEFAULTS).command())
+    assertThat(QemuLaunch.of(waking, Path.of("/run/x"), "qft-x").timers(QemuLaunch.Timers.QEMU_DEFAULTS).command())
         .noneMatch(a -> a.contains("qft-wake"));
   }
 

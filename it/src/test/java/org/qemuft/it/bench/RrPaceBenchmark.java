@@ -21,6 +21,7 @@ import org.qemuft.controller.vm.QemuLaunch;
 import org.qemuft.controller.vm.QemuLaunch.Mode;
 import org.qemuft.controller.vm.QemuLaunch.Timers;
 import org.qemuft.controller.vm.QemuProcess;
+import org.qemuft.controller.vm.VmSpec;
 import org.qemuft.it.support.Guest;
 import org.qemuft.replaylog.ReplayEventKind;
 import org.qemuft.replaylog.ReplayLogScanner;
@@ -31,7 +32,9 @@ import org.qemuft.replaylog.ReplayLogScanner;
  * fault-tolerance overhead. For the CPU-bound test workload ({@link Guest#workload}), side by side
  * in interleaved rounds: plain TCG, icount without record/replay, record to a file, and replay of
  * that file; under the chosen settings ({@link Guest#ICOUNT} with {@link Timers#REPLAY_FRIENDLY})
- * and under the old ones ({@code shift=auto}, {@link Timers#QEMU_DEFAULTS}) for comparison.
+ * and under the old ones ({@code shift=auto}, {@link Timers#QEMU_DEFAULTS}) for comparison; and the
+ * chosen settings with the host-side input wake-up every 500 µs ({@code VmSpec.inputWakeUs}), its
+ * cost. The guest runs its own idle waker in all of them (the test guest's default).
  *
  * <p>Times are whole-process wall times, and the work phase alone (from the guest's QEMUFT-READY
  * line to QEMU's exit). On a busy machine wall times mostly measure the wait for a CPU, so each
@@ -48,7 +51,8 @@ class RrPaceBenchmark {
   private static final String DONE = "QEMUFT-WORK-DONE mib=\\d+ checksum=([0-9a-f]{16}) elapsed_ms=([0-9.]+)";
   private static final List<Mode> MODES = List.of(Mode.PLAIN, Mode.ICOUNT, Mode.RECORD, Mode.REPLAY);
 
-  private record Setting(String name, String icount, Timers timers) {}
+  /** {@code inputWakeUs}: the input wake-up timer's interval, 0 without (VmSpec.inputWakeUs). */
+  private record Setting(String name, String icount, Timers timers, int inputWakeUs) {}
 
   private record Run(double wall, double work, double boot, double cpu, double vcpuCpu,
       double vcpuRunqueue, String checksum, double guestMs) {
@@ -62,8 +66,9 @@ class RrPaceBenchmark {
   @Test
   void replayPaceAgainstRecordPace() throws Exception {
     List<Setting> settings = List.of(
-        new Setting("chosen", Guest.ICOUNT, Timers.REPLAY_FRIENDLY),
-        new Setting("old-shift-auto", "shift=auto", Timers.QEMU_DEFAULTS));
+        new Setting("chosen", Guest.ICOUNT, Timers.REPLAY_FRIENDLY, VmSpec.DEFAULT_INPUT_WAKE_US),
+        new Setting("chosen-with-host-wake-up", Guest.ICOUNT, Timers.REPLAY_FRIENDLY, 500),
+        new Setting("old-shift-auto", "shift=auto", Timers.QEMU_DEFAULTS, 0));
     Map<String, Map<Mode, List<Run>>> runs = new LinkedHashMap<>();
     Map<String, ObjectNode> logs = new LinkedHashMap<>();
     BenchReport report = new BenchReport("rrpace");
@@ -99,6 +104,7 @@ class RrPaceBenchmark {
       ObjectNode sn = out.putObject(setting.name());
       sn.put("icount", setting.icount());
       sn.put("timers", setting.timers().name());
+      sn.put("inputWakeUs", setting.inputWakeUs());
       sn.set("log", logs.get(setting.name()));
       ObjectNode medians = sn.putObject("medianSeconds");
       for (Mode mode : MODES) {
@@ -136,7 +142,8 @@ class RrPaceBenchmark {
   /** One QEMU run of the workload; checks that it computed the right thing and replayed in step. */
   private Run run(Setting setting, Mode mode, Path log, int round) throws Exception {
     String name = "qft-rrpace-" + setting.name() + "-" + mode.name().toLowerCase();
-    QemuLaunch launch = QemuLaunch.of(Guest.workload(WORKLOAD_MIB).withIcount(setting.icount()),
+    QemuLaunch launch = QemuLaunch.of(
+        Guest.workload(WORKLOAD_MIB).withIcount(setting.icount()).withInputWakeUs(setting.inputWakeUs()),
         tmp.resolve(name + "-" + round), name).timers(setting.timers()).mode(mode, log);
     long t0 = System.nanoTime();
     try (QemuProcess qemu = launch.start()) {

@@ -63,10 +63,10 @@ class ShimSnapshotIT {
 
   @Test
   void snapshotsSavedWhileRecordingIntoARingLoadInReplaysFromARing() throws Exception {
-    // Without the input wake-up: its timer (a filter-buffer's) is not part of a snapshot, so a
-    // replay that loads one saved in the middle of a recording would run it out of phase with the
-    // recording and stall (docs/rr-pace.md, "Input latency"). The product's snapshots (go-live)
-    // are loaded by the recording and its replays alike, which keeps them in phase.
+    // Never with the host-side input wake-up: its timer (a filter-buffer's) is not part of a
+    // snapshot, so a replay that loads one saved in the middle of a recording would run it out of
+    // phase with the recording and stall (docs/rr-pace.md, "Snapshots"). The guest's own idle
+    // waker is guest state and loads with the snapshot.
     VmSpec spec = Guest.workload(128).withInputWakeUs(0);
     Path store = Snapshots.store(tmp.resolve("store.qcow2"));
     byte[] stream;
