@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -678,6 +679,10 @@ static _Noreturn void idle_waker(uint64_t interval_us)
     struct sched_param sp = {0};
     if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0) {
         die("idle-waker: SCHED_IDLE: %s", strerror(errno));
+    }
+    /* The kernel may defer a sleeper's wake-up by its timer slack (50 µs by default): none. */
+    if (prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL) != 0) {
+        die("idle-waker: PR_SET_TIMERSLACK: %s", strerror(errno));
     }
     struct timespec ts = {.tv_sec = (time_t)(interval_us / 1000000), .tv_nsec = (long)(interval_us % 1000000) * 1000};
     for (;;) {
