@@ -142,8 +142,8 @@ public record FtConfig(
     String icount = v.string("icount", DEFAULT_ICOUNT);
     long wake = v.integer("inputWakeUs", VmSpec.DEFAULT_INPUT_WAKE_US, 0, 1_000_000);
     if (wake != 0 && wake < VmSpec.MIN_INPUT_WAKE_US) {
-      throw v.error("inputWakeUs", wake + " is below " + VmSpec.MIN_INPUT_WAKE_US + " (the wake-ups would cost "
-          + "more than the guest's own work); 0 turns them off");
+      throw v.error("inputWakeUs", wake + " is below " + VmSpec.MIN_INPUT_WAKE_US + " (at that rate the timer "
+          + "would keep QEMU busy); 0 turns the wake-ups off");
     }
     List<VmSpec.Disk> disks = new ArrayList<>();
     for (String d : v.strings("disks")) {
