@@ -12,6 +12,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import org.qemuft.controller.vm.VmSpec;
 
 /**
@@ -140,11 +141,7 @@ public record FtConfig(
       throw v.error("mac", mac + " is a multicast address; a NIC needs a unicast one (first byte even)");
     }
     String icount = v.string("icount", DEFAULT_ICOUNT);
-    long wake = v.integer("inputWakeUs", VmSpec.DEFAULT_INPUT_WAKE_US, 0, 1_000_000);
-    if (wake != 0 && wake < VmSpec.MIN_INPUT_WAKE_US) {
-      throw v.error("inputWakeUs", wake + " is below " + VmSpec.MIN_INPUT_WAKE_US + " (at that rate the timer "
-          + "would keep QEMU busy); 0 turns the wake-ups off");
-    }
+    long wake = v.integer("inputWakeUs", VmSpec.DEFAULT_INPUT_WAKE_US, 0, 1_000_000); // VmSpec checks the floor
     List<VmSpec.Disk> disks = new ArrayList<>();
     for (String d : v.strings("disks")) {
       disks.add(new VmSpec.Disk(d.startsWith("nfs://") ? d : base.resolve(d).normalize().toString()));
@@ -158,7 +155,8 @@ public record FtConfig(
     try {
       vm = new VmSpec(kernel, initrd, kernelArgs, (int) mem, mac, icount, disks, (int) wake);
     } catch (IllegalArgumentException e) {
-      throw v.error(e.getMessage().startsWith("icount") ? "icount" : "disks", e.getMessage());
+      String field = Stream.of("icount", "inputWakeUs").filter(e.getMessage()::startsWith).findFirst().orElse("disks");
+      throw v.error(field, e.getMessage());
     }
 
     Fields u = top.section("uplink", false);

@@ -8,11 +8,11 @@ import java.nio.file.Path;
 import java.time.Duration;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.qemuft.controller.vm.VmSpec;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.qemuft.controller.config.FtConfig.Role;
+import org.qemuft.controller.vm.VmSpec;
 
 class FtConfigTest {
   @TempDir Path dir;
@@ -81,7 +81,7 @@ class FtConfigTest {
       bad mac                 | 'mac: \"52:54:00:12:34:56\"'  | 'mac: \"52:54:00:12:34\"'                 | vm.mac: '52:54:00:12:34' is not a MAC address
       multicast mac           | 'mac: \"52:54:00:12:34:56\"'  | 'mac: \"53:54:00:12:34:56\"'              | vm.mac: 53:54:00:12:34:56 is a multicast address
       rr in icount            | 'mac: \"52:54:00:12:34:56\"'  | 'mac: \"52:54:00:12:34:56\"\n  icount: \"shift=5,rr=record\"' | vm.icount: icount 'shift=5,rr=record' must not contain rr
-      wake below minimum      | 'mac: \"52:54:00:12:34:56\"'  | 'mac: \"52:54:00:12:34:56\"\n  inputWakeUs: 10' | vm.inputWakeUs: 10 is below 50
+      wake below minimum      | 'mac: \"52:54:00:12:34:56\"'  | 'mac: \"52:54:00:12:34:56\"\n  inputWakeUs: 10' | vm.inputWakeUs: inputWakeUs 10 is outside 50..1000000 (0 turns the wake-ups off)
       wake negative           | 'mac: \"52:54:00:12:34:56\"'  | 'mac: \"52:54:00:12:34:56\"\n  inputWakeUs: -1' | vm.inputWakeUs: -1 is outside the allowed range 0..
       missing kernel file     | 'kernel: vmlinuz'             | 'kernel: nope'                            | vm.kernel: 
       bad address             | '{channel: \"10.0.0.2:7700\"}' | '{channel: \"10.0.0.2\"}'                 | pair.backup.channel: '10.0.0.2' is not HOST:PORT
