@@ -60,7 +60,6 @@ class PairBenchmark {
   private static final Duration END = Duration.ofSeconds(900);
   private static final Pattern READY = Pattern.compile("QEMUFT-READY");
   private static final Pattern DONE = Pattern.compile("QEMUFT-WORK-DONE mib=(\\d+) checksum=([0-9a-f]{16})");
-  private static final String GUEST = "qemuft.ip=" + PairNetwork.GUEST_IP + "/24";
 
   private final int rounds = BenchReport.env("QEMUFT_BENCH_ROUNDS", 5);
   private final int workMib = BenchReport.env("QEMUFT_BENCH_WORK_MIB", 2048);
@@ -231,8 +230,7 @@ class PairBenchmark {
     try (PairNetwork net = new PairNetwork();
         FtPair pair = new FtPair(net, tmp.resolve("pair" + round + "n" + backupNice), Guest.workload(workMib).kernelArgs(), "")
             .backupNice(backupNice)) {
-      pair.start(Role.BACKUP);
-      pair.start(Role.PRIMARY);
+      pair.startBoth();
       Path primarySerial = pair.runDir(Role.PRIMARY).resolve("qemu/serial.log");
       Path backupSerial = pair.runDir(Role.BACKUP).resolve("qemu/serial.log");
       long ready = awaitMark(primarySerial, READY, BOOT);
@@ -285,9 +283,8 @@ class PairBenchmark {
   }
 
   private Service serviceInPair() throws Exception {
-    try (PairNetwork net = new PairNetwork(); FtPair pair = new FtPair(net, tmp.resolve("svc"), GUEST, "")) {
-      pair.start(Role.BACKUP);
-      pair.start(Role.PRIMARY);
+    try (PairNetwork net = new PairNetwork(); FtPair pair = new FtPair(net, tmp.resolve("svc"), PairNetwork.GUEST_KERNEL_ARGS, "")) {
+      pair.startBoth();
       Service s = measureService(net, pair);
       return s;
     }

@@ -25,7 +25,6 @@ class PairBulkTransmitIT {
   private static final Duration ANSWER = Duration.ofSeconds(120);
   private static final Duration TRANSFER = Duration.ofSeconds(600);
   private static final Duration END = Duration.ofSeconds(600);
-  private static final String GUEST = "qemuft.ip=" + PairNetwork.GUEST_IP + "/24";
   private static final long PAYLOAD = 8L << 20;
   private static final int ROUNDS = Integer.getInteger("qemuft.it.pairBulk.rounds", 4);
 
@@ -33,9 +32,8 @@ class PairBulkTransmitIT {
 
   @Test
   void bulkTransmitsPassTheGateAndTheBackupEndsAtThePrimarysIcount() throws Exception {
-    try (PairNetwork net = new PairNetwork(); FtPair pair = new FtPair(net, tmp, GUEST, "")) {
-      pair.start(Role.BACKUP);
-      pair.start(Role.PRIMARY);
+    try (PairNetwork net = new PairNetwork(); FtPair pair = new FtPair(net, tmp, PairNetwork.GUEST_KERNEL_ARGS, "")) {
+      pair.startBoth();
       long total = 0;
       try (ServiceClient client = ServiceClient.connect(net.nsC, PairNetwork.GUEST_IP, BOOT)) {
         for (int round = 1; round <= ROUNDS; round++) {

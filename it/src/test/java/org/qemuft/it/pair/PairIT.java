@@ -33,15 +33,13 @@ class PairIT {
   private static final Duration ANSWER = Duration.ofSeconds(60);
   /** The backup replays behind the primary; reaching the power-off can take it a while. */
   private static final Duration END = Duration.ofSeconds(600);
-  private static final String GUEST = "qemuft.ip=" + PairNetwork.GUEST_IP + "/24";
 
   @TempDir Path tmp;
 
   @Test
   void everyRequestIsAnsweredThroughTheGateAndTheBackupEndsAtThePrimarysIcount() throws Exception {
-    try (PairNetwork net = new PairNetwork(); FtPair pair = new FtPair(net, tmp, GUEST, "")) {
-      pair.start(Role.BACKUP);
-      pair.start(Role.PRIMARY);
+    try (PairNetwork net = new PairNetwork(); FtPair pair = new FtPair(net, tmp, PairNetwork.GUEST_KERNEL_ARGS, "")) {
+      pair.startBoth();
       long total = 0;
       try (ServiceClient client = ServiceClient.connect(net.nsC, PairNetwork.GUEST_IP, BOOT)) {
         for (int op = 1; op <= 300; op++) {
@@ -102,9 +100,8 @@ class PairIT {
     try (PairNetwork net = new PairNetwork();
         CorruptingProxy proxy = new CorruptingProxy(net.nsA, PairNetwork.PRIMARY_CHANNEL_IP, 7701,
             new InetSocketAddress(PairNetwork.BACKUP_CHANNEL_IP, FtPair.CHANNEL_PORT));
-        FtPair pair = new FtPair(net, tmp, GUEST, "", PairNetwork.PRIMARY_CHANNEL_IP + ":7701")) {
-      pair.start(Role.BACKUP);
-      pair.start(Role.PRIMARY);
+        FtPair pair = new FtPair(net, tmp, PairNetwork.GUEST_KERNEL_ARGS, "", PairNetwork.PRIMARY_CHANNEL_IP + ":7701")) {
+      pair.startBoth();
       try (ServiceClient client = ServiceClient.connect(net.nsC, PairNetwork.GUEST_IP, BOOT)) {
         assertThat(client.request("ADD c1 1 5", ANSWER)).isEqualTo("OK 1 5");
 

@@ -27,7 +27,6 @@ import org.qemuft.it.support.ServiceClient;
 class PairStopIT {
   private static final Duration BOOT = Duration.ofSeconds(240);
   private static final Duration ANSWER = Duration.ofSeconds(60);
-  private static final String GUEST = "qemuft.ip=" + PairNetwork.GUEST_IP + "/24";
   private static final int ROUNDS = 3;
 
   @TempDir Path tmp;
@@ -36,9 +35,8 @@ class PairStopIT {
   void sigtermStopsBothControllersAndTheirQemusAndLeavesNothingBehind() throws Exception {
     for (int round = 1; round <= ROUNDS; round++) {
       try (PairNetwork net = new PairNetwork();
-          FtPair pair = new FtPair(net, tmp.resolve("round" + round), GUEST, "")) {
-        pair.start(Role.BACKUP);
-        pair.start(Role.PRIMARY);
+          FtPair pair = new FtPair(net, tmp.resolve("round" + round), PairNetwork.GUEST_KERNEL_ARGS, "")) {
+        pair.startBoth();
         try (ServiceClient c = ServiceClient.connect(net.nsC, PairNetwork.GUEST_IP, BOOT)) {
           assertThat(c.request("PING", ANSWER)).isEqualTo("PONG");
         }

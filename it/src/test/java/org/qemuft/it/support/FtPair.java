@@ -111,6 +111,12 @@ public final class FtPair implements AutoCloseable {
     return this;
   }
 
+  /** Starts the backup's controller, which listens, then the primary's, which connects to it. */
+  public void startBoth() throws IOException {
+    start(Role.BACKUP);
+    start(Role.PRIMARY);
+  }
+
   /** Starts {@code ftctl run} for {@code role} in its host's namespace; returns at once. */
   public Process start(Role role) throws IOException {
     String ns = role == Role.PRIMARY ? net.nsA : net.nsB;

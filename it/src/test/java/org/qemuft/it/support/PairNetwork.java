@@ -20,6 +20,8 @@ import java.util.List;
  */
 public final class PairNetwork implements AutoCloseable {
   public static final String GUEST_IP = "10.50.0.10";
+  /** The test guest's kernel arguments for this network: its address on the LAN. */
+  public static final String GUEST_KERNEL_ARGS = "qemuft.ip=" + GUEST_IP + "/24";
   public static final String CLIENT_IP = "10.50.0.100";
   public static final String PRIMARY_CHANNEL_IP = "10.77.0.1";
   public static final String BACKUP_CHANNEL_IP = "10.77.0.2";
