@@ -276,6 +276,18 @@ ssize_t ftring_write(struct ftring *r, const void *buf, size_t n)
     uint64_t w = LOAD_RLX(&h->write_pos); /* only this side stores it */
     size_t done = 0;
     while (done < n) {
+        if (LOAD_ACQ(&h->writer_hold)) {
+            if (LOAD_ACQ(&h->reader_closed)) {
+                return -1;
+            }
+            /* Held by the reader (flow control): sleep until it releases (or closes), which
+             * clears the flag and then bumps read_seq; reading seq first cannot miss that. */
+            uint32_t seq = LOAD_ACQ(&h->read_seq);
+            if (LOAD_ACQ(&h->writer_hold) && !LOAD_ACQ(&h->reader_closed)) {
+                futex_wait(&h->read_seq, seq);
+            }
+            continue;
+        }
         uint64_t rd = LOAD_ACQ(&h->read_pos);
         r->peer_seen = rd;
         uint64_t space = cap - (w - rd);
@@ -352,6 +364,14 @@ void ftring_close_writer(struct ftring *r)
 {
     STORE_REL(&r->h->writer_closed, 1);
     bump_and_wake(&r->h->write_seq);
+}
+
+void ftring_hold_writer(struct ftring *r, int hold)
+{
+    STORE_REL(&r->h->writer_hold, hold ? 1u : 0u);
+    if (!hold) {
+        bump_and_wake(&r->h->read_seq);
+    }
 }
 
 void ftring_close_reader(struct ftring *r)

@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #define FTRING_MAGIC 0x474e495254464d51ULL /* "QMFTRING" read as a little-endian u64 */
-#define FTRING_FORMAT 1u
+#define FTRING_FORMAT 2u
 #define FTRING_HEADER_SIZE 4096u
 #define FTRING_MIN_CAPACITY 4096ull
 #define FTRING_MAX_CAPACITY (1ull << 30)
@@ -56,9 +56,14 @@ struct ftring_header {
     uint32_t pad2a;
     uint64_t reader_wake_at;      /* 152 the sleeping reader wants write_pos >= this */
     uint8_t pad2[32];
+    /* Written by the reader only, rarely: its own cache line, which the writer's hot path reads
+     * without disturbing the positions' lines. */
+    uint32_t writer_hold;         /* 192 nonzero: the writer waits before its next byte */
+    uint8_t pad3[60];
 };
 
-_Static_assert(sizeof(struct ftring_header) == 192, "ring header layout");
+_Static_assert(sizeof(struct ftring_header) == 256, "ring header layout");
+_Static_assert(offsetof(struct ftring_header, writer_hold) == 192, "writer_hold offset");
 _Static_assert(offsetof(struct ftring_header, write_pos) == 64, "write_pos offset");
 _Static_assert(offsetof(struct ftring_header, read_pos) == 128, "read_pos offset");
 _Static_assert(offsetof(struct ftring_header, writer_wake_at) == 88, "writer_wake_at offset");
@@ -109,6 +114,11 @@ uint64_t ftring_readable(const struct ftring *r);
 void ftring_close_writer(struct ftring *r);
 void ftring_close_reader(struct ftring *r);
 
+/* Flow control from the reader's side: while held (hold != 0), the writer sleeps before its next
+ * byte, whatever room the ring has; releasing wakes it. A closed reader ends the hold (the write
+ * fails, as it does on a full ring). */
+void ftring_hold_writer(struct ftring *r, int hold);
+
 /* Registers this process for MEMBARRIER_CMD_GLOBAL_EXPEDITED (see struct ftring.registered). */
 int ftring_register_membarrier(void);
 
@@ -126,6 +136,9 @@ void ftring_wake_writer(struct ftring *r, uint64_t read_pos);
 static inline int ftring_try_put(struct ftring *r, uint8_t b)
 {
     struct ftring_header *h = r->h;
+    if (__builtin_expect(__atomic_load_n(&h->writer_hold, __ATOMIC_RELAXED) != 0, 0)) {
+        return 0; /* held: ftring_write waits */
+    }
     uint64_t w = __atomic_load_n(&h->write_pos, __ATOMIC_RELAXED); /* ours */
     if (w - r->peer_seen > r->mask) {
         r->peer_seen = __atomic_load_n(&h->read_pos, __ATOMIC_ACQUIRE);

@@ -278,6 +278,55 @@ static void test_full_ring_blocks_until_reader_closes(void)
     unlink(path);
 }
 
+struct held_writer {
+    struct ftring *r;
+    volatile int put_ok;  /* the one-byte path accepted a byte while held */
+    volatile int written; /* bytes ftring_write finished */
+};
+
+static void *write_while_held(void *arg)
+{
+    struct held_writer *hw = arg;
+    hw->put_ok = ftring_try_put(hw->r, 7);
+    uint8_t b[100] = {0};
+    hw->written = (int)ftring_write(hw->r, b, sizeof(b));
+    return NULL;
+}
+
+static void test_hold_stops_the_writer_until_released(void)
+{
+    char path[512];
+    path_of(path, sizeof(path), "hold");
+    struct ftring w, rd;
+    char err[FTRING_ERR_MAX];
+    CHECK(ftring_create(&w, path, 4096, err) == 0, "%s", err);
+    CHECK(ftring_attach(&rd, path, err) == 0, "%s", err);
+    uint8_t b[10] = {0};
+    CHECK(ftring_write(&w, b, 10) == 10, "write before the hold");
+    ftring_hold_writer(&rd, 1);
+    struct held_writer hw = {&w, -1, -1};
+    pthread_t t;
+    pthread_create(&t, NULL, write_while_held, &hw);
+    struct timespec ts = {0, 150 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    /* The ring has room for 4086 more bytes, but nothing moves while the reader holds it. */
+    CHECK(hw.put_ok == 0, "one-byte put while held returned %d", hw.put_ok);
+    CHECK(hw.written == -1, "ftring_write finished (%d) while held", hw.written);
+    CHECK(w.h->write_pos == 10, "write_pos %llu while held", (unsigned long long)w.h->write_pos);
+    ftring_hold_writer(&rd, 0);
+    pthread_join(t, NULL);
+    CHECK(hw.written == 100, "write after the release returned %d", hw.written);
+    CHECK(w.h->write_pos == 110, "write_pos %llu after the release", (unsigned long long)w.h->write_pos);
+    /* A reader that closes while holding ends the hold: the write fails instead of sleeping. */
+    ftring_hold_writer(&rd, 1);
+    pthread_create(&t, NULL, close_reader_later, &rd);
+    CHECK(ftring_write(&w, b, 10) == -1, "write held by a reader that then closed");
+    pthread_join(t, NULL);
+    ftring_detach(&w);
+    ftring_detach(&rd);
+    unlink(path);
+}
+
 static void *close_writer_later(void *arg)
 {
     struct ftring *r = arg;
@@ -372,6 +421,7 @@ int main(void)
     test_processes();
     test_one_byte_paths_mixed_with_blocking_ones();
     test_full_ring_blocks_until_reader_closes();
+    test_hold_stops_the_writer_until_released();
     test_empty_ring_blocks_then_end();
     test_attach_refuses_bad_rings();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -44,7 +44,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 public final class LogRing implements AutoCloseable {
   /** "QMFTRING" read as a little-endian u64. */
   static final long MAGIC = 0x474e495254464d51L;
-  static final int FORMAT = 1;
+  static final int FORMAT = 2;
   static final int HEADER_SIZE = 4096;
   public static final long MIN_CAPACITY = 4096;
   public static final long MAX_CAPACITY = 1L << 30;
@@ -72,6 +72,7 @@ public final class LogRing implements AutoCloseable {
   static final long OFF_READER_WAITING = 140;
   static final long OFF_READ_SEQ = 144;
   static final long OFF_READER_WAKE_AT = 152;
+  static final long OFF_WRITER_HOLD = 192;
 
   /** Longest single futex sleep: bounds how late a close() or an interrupt is noticed. */
   static final long SLICE_MILLIS = 100;
@@ -289,13 +290,14 @@ public final class LogRing implements AutoCloseable {
       while (done < len) {
         long w = (long) LONG.getOpaque(seg, OFF_WRITE_POS); // only this side stores it
         long space = capacity - (w - (long) LONG.getAcquire(seg, OFF_READ_POS));
-        if (space == 0) {
+        boolean held = (int) INT.getAcquire(seg, OFF_WRITER_HOLD) != 0;
+        if (space == 0 || held) {
           if ((int) INT.getAcquire(seg, OFF_READER_CLOSED) != 0) {
             throw new IOException("log ring " + path + ": the reader (pid "
                 + seg.get(ValueLayout.JAVA_INT, OFF_READER_PID) + ") has closed it; "
                 + (len - done) + " of " + len + " bytes were not delivered");
           }
-          long wakeAt = w - capacity + Math.min(len - done, capacity / 4);
+          long wakeAt = space == 0 ? w - capacity + Math.min(len - done, capacity / 4) : 0;
           if (!awaitLocked(true, wakeAt, deadline, 0)) {
             break;
           }
@@ -486,7 +488,7 @@ public final class LogRing implements AutoCloseable {
   /** Whether the peer's position has reached {@code wakeAt}, or the peer has closed its side. */
   private boolean ready(boolean writer, long wakeAt) {
     if (writer) {
-      return (long) LONG.getAcquire(seg, OFF_READ_POS) >= wakeAt
+      return ((long) LONG.getAcquire(seg, OFF_READ_POS) >= wakeAt && (int) INT.getAcquire(seg, OFF_WRITER_HOLD) == 0)
           || (int) INT.getAcquire(seg, OFF_READER_CLOSED) != 0;
     }
     return (long) LONG.getAcquire(seg, OFF_WRITE_POS) >= wakeAt
@@ -522,6 +524,35 @@ public final class LogRing implements AutoCloseable {
     } finally {
       lifecycle.readLock().unlock();
     }
+  }
+
+  /**
+   * Flow control from the reader's side, whatever room the ring has: while held, the writer
+   * (QEMU's log writes through libftshim, or {@link #write}) waits before its next byte; a
+   * recording QEMU's guest stops there, at a point replay cannot tell from any other. Releasing
+   * wakes it. Only the reader may hold; {@link #closeReader()} ends a hold (the writer then fails,
+   * as on a full ring), so release before stopping a QEMU that should exit cleanly.
+   *
+   * @throws IOException if another process is this ring's reader
+   */
+  public void holdWriter(boolean hold) throws IOException {
+    lifecycle.readLock().lock();
+    try {
+      ensureOpen();
+      claim(false);
+      INT.setRelease(seg, OFF_WRITER_HOLD, hold ? 1 : 0);
+      if (!hold) {
+        bumpAndWake(readSeq); // the held writer sleeps on the reader's sequence word
+      }
+    } finally {
+      lifecycle.readLock().unlock();
+    }
+  }
+
+  /** Whether the reader holds the writer ({@link #holdWriter}). */
+  public boolean writerHeld() {
+    ensureOpen();
+    return (int) INT.getAcquire(seg, OFF_WRITER_HOLD) != 0;
   }
 
   /** The reader is gone for good: a writer waiting for room (or writing later) fails. */

@@ -172,6 +172,25 @@ class LogRingTest {
   }
 
   @Test
+  void aHeldWriterWaitsWhateverRoomThereIsUntilTheReaderReleasesIt() throws Exception {
+    Path f = dir.resolve("qemuft-held");
+    try (LogRing w = LogRing.create(f, 4096); LogRing r = LogRing.open(f)) {
+      byte[] b = new byte[100];
+      r.holdWriter(true);
+      assertThat(w.writerHeld()).isTrue();
+      assertThat(w.write(b, 0, 100, Duration.ofMillis(100))).isZero();
+      assertThat(w.awaitWritable(Duration.ofMillis(50))).isFalse();
+      Future<Integer> blocked = pool.submit(() -> w.write(b, 0, 100, LONG));
+      Thread.sleep(200);
+      assertThat(blocked.isDone()).isFalse();
+      r.holdWriter(false);
+      assertThat(blocked.get(30, TimeUnit.SECONDS)).isEqualTo(100);
+      assertThat(w.writerHeld()).isFalse();
+      assertThat(r.readable()).isEqualTo(100);
+    }
+  }
+
+  @Test
   void anEmptyRingMakesTheReaderWaitUntilSomethingIsWritten() throws Exception {
     Path f = dir.resolve("qemuft-empty");
     try (LogRing w = LogRing.create(f, 4096); LogRing r = LogRing.open(f)) {

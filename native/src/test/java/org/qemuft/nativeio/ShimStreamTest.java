@@ -160,6 +160,26 @@ class ShimStreamTest {
     }
   }
 
+  @Test
+  void aHeldRingStopsARecordingAtItsNextByteUntilReleased() throws Exception {
+    try (LogRing r = LogRing.create(ring, 4096)) {
+      r.holdWriter(true);
+      assertThat(r.writerHeld()).isTrue();
+      // The ring has room, but a held writer waits: the one-byte path and fwrite alike.
+      Process p = start("open", LOG, "wb", "seek", "12", "put", "01", "write", "0203", "tell");
+      Thread.sleep(500);
+      assertThat(p.isAlive()).as("a held writer must wait").isTrue();
+      assertThat(r.writePosition()).isZero();
+      r.holdWriter(false);
+      Run run = finish(p);
+      assertThat(run.exit()).as(run.err()).isZero();
+      assertThat(run.out()).containsExactly("open ok", "seek 12 0", "put 1", "write 2", "tell 15");
+      byte[] b = new byte[16];
+      assertThat(r.read(b, 0, 16)).isEqualTo(3);
+      assertThat(hex(java.util.Arrays.copyOf(b, 3))).isEqualTo("010203");
+    }
+  }
+
   /** Many laps of a small ring between processes, both ways, with both sides blocking. */
   @Test
   void bulkStreamsPassThroughASmallRingBothWays() throws Exception {
