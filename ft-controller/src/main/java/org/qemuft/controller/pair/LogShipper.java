@@ -21,10 +21,13 @@ import org.slf4j.LoggerFactory;
  * what is not acknowledged yet (to resend after a reconnect), tells the output gate where events
  * start, and applies flow control.
  *
- * <p>Flow control: the shipper stops reading the ring while the backup lags by {@code maxLagBytes}
- * of log (shipped but not replayed) or {@code maxLag} of time, or while its window of
- * unacknowledged log is full. The ring then fills and the shim blocks QEMU's next log write: the
- * primary stops until the backup catches up.
+ * <p>Flow control: while the backup lags by {@code maxLagBytes} of log (read from the ring but not
+ * replayed) or by {@code maxLag} of guest execution (instructions recorded but not replayed, at
+ * the icount's nanoseconds per instruction), or while the window of unacknowledged log is full,
+ * the shipper holds the ring's writer ({@link LogRing#holdWriter}): QEMU's next log write waits,
+ * and with it the primary's guest. It lets go once the backup is back within three quarters of
+ * both limits (so that the primary is not stopped and started at every event) and the window has
+ * room again.
  *
  * <p>One thread runs {@link #run()}; the channel's thread delivers acks and connects through the
  * {@link ChannelListener} methods.
@@ -50,9 +53,10 @@ final class LogShipper implements ChannelListener {
   private final OutputGate gate;
   private final long maxLagBytes;
   private final long maxLagNanos;
+  /** QEMU's -icount shift: an instruction is 2^shift ns of guest time. */
+  private final int icountShift;
   private final LogWindow window;
   private final ReplayLogScanner scanner;
-  private final LagTracker lag = new LagTracker();
   /** Frame cuts: whole-event boundaries in the window, ascending; frames run cut to cut. */
   private final ArrayDeque<Long> cuts = new ArrayDeque<>();
   private final Object progress = new Object();
@@ -67,6 +71,9 @@ final class LogShipper implements ChannelListener {
   /** onConnected of the current connection has been delivered (and not yet its onDisconnected). */
   private volatile boolean peerReady;
   private volatile long acked;
+  /** How far the backup's QEMU has read the log (its acks say). */
+  private volatile long replayed;
+  private boolean holdsAllowed = true;
   private volatile long replayIcount = -1;
   private volatile long shipped;
   private volatile String failure;
@@ -80,12 +87,18 @@ final class LogShipper implements ChannelListener {
   /**
    * @param ring the ring the primary QEMU records into (its positions are stream offsets)
    * @param windowBytes how much unacknowledged log to keep (power of two)
+   * @param icountShift the primary QEMU's {@code -icount shift}, to count instructions as guest
+   *     time (0..10)
    */
-  LogShipper(LogRing ring, OutputGate gate, int windowBytes, long maxLagBytes, Duration maxLag) {
+  LogShipper(LogRing ring, OutputGate gate, int windowBytes, long maxLagBytes, Duration maxLag, int icountShift) {
+    if (icountShift < 0 || icountShift > 10) {
+      throw new IllegalArgumentException("icount shift " + icountShift + " is not 0..10");
+    }
     this.ring = ring;
     this.gate = gate;
     this.maxLagBytes = maxLagBytes;
     this.maxLagNanos = maxLag.toNanos();
+    this.icountShift = icountShift;
     long start = ring.readPosition();
     this.window = new LogWindow(windowBytes, start);
     this.frame = new byte[MAX_FRAME];
@@ -141,7 +154,9 @@ final class LogShipper implements ChannelListener {
       acked = heldUpTo;
       gate.acked(heldUpTo);
     }
-    lag.replayed(replayedUpTo);
+    if (replayedUpTo > replayed) {
+      replayed = replayedUpTo; // only the channel's thread writes it
+    }
     replayIcount = icount;
     wake();
   }
@@ -227,13 +242,18 @@ final class LogShipper implements ChannelListener {
   /** Reads what flow control allows from the ring; returns whether anything was read. */
   private boolean readFromRing() throws ReplayLogException {
     long readPos = ring.readPosition();
-    long budget = Math.min(window.room(), maxLagBytes - (readPos - lag.replayedOffset()));
-    boolean lagging = budget <= 0
-        || (maxLagNanos > 0 && lag.lagMillis(System.nanoTime()) * 1_000_000 >= maxLagNanos);
-    if (lagging) {
+    long room = window.room();
+    long lagBytes = readPos - replayed;
+    long lagNanos = lagNanos();
+    boolean over = room <= 0 || lagBytes >= maxLagBytes || (maxLagNanos > 0 && lagNanos >= maxLagNanos);
+    boolean backWithin = room > 0 && lagBytes <= maxLagBytes / 4 * 3
+        && (maxLagNanos <= 0 || lagNanos <= maxLagNanos / 4 * 3);
+    if (stallStartedAt != 0 ? !backWithin : over) {
       beginStall();
       return false;
     }
+    endStall();
+    long budget = Math.min(room, maxLagBytes - lagBytes);
     int n;
     try {
       n = ring.read(slice, 0, (int) Math.min(SLICE, budget));
@@ -242,10 +262,8 @@ final class LogShipper implements ChannelListener {
       return false;
     }
     if (n <= 0) {
-      endStall();
       return false;
     }
-    endStall();
     try {
       window.append(slice, 0, n);
     } catch (InterruptedException e) {
@@ -253,7 +271,6 @@ final class LogShipper implements ChannelListener {
       stopping = true;
       return false;
     }
-    lag.produced(readPos + n, System.nanoTime());
     scanner.feed(slice, 0, n);
     long safe = scanner.safeEnd();
     synchronized (cuts) {
@@ -335,18 +352,48 @@ final class LogShipper implements ChannelListener {
     }
   }
 
+  /** Guest execution the backup has still to replay: instructions recorded and read, not replayed. */
+  private long lagNanos() {
+    long behind = scanner.icount() - Math.max(0, replayIcount);
+    return behind <= 0 ? 0 : behind << icountShift;
+  }
+
+  /** Holds the primary QEMU at its next log write (and counts it). */
   private void beginStall() {
     if (stallStartedAt == 0) {
       stallStartedAt = System.nanoTime();
       stalls.incrementAndGet();
+      setHold(true);
     }
   }
 
   private void endStall() {
     long s = stallStartedAt;
     if (s != 0) {
+      setHold(false);
       stallNanos.addAndGet(System.nanoTime() - s);
       stallStartedAt = 0;
+    }
+  }
+
+  /**
+   * Lets the primary QEMU run, now and from now on: before it is stopped (a QEMU held in a log
+   * write cannot act on SIGTERM) or when there is no backup to wait for any more.
+   */
+  synchronized void releaseForGood() {
+    holdsAllowed = false;
+    setHold(false);
+  }
+
+  private synchronized void setHold(boolean hold) {
+    if (hold && !holdsAllowed) {
+      return;
+    }
+    try {
+      ring.holdWriter(hold);
+    } catch (IOException | IllegalStateException e) {
+      // Another reader, or the ring is gone: nothing left to hold.
+      LOG.warn("cannot {} the primary QEMU's log writes: {}", hold ? "hold" : "release", e.getMessage());
     }
   }
 
@@ -355,11 +402,11 @@ final class LogShipper implements ChannelListener {
     long now = System.nanoTime();
     long s = stallStartedAt;
     long held = stallNanos.get() + (s == 0 ? 0 : now - s);
-    return new Stats(ring.writePosition(), shipped, acked, lag.replayedOffset(),
-        shipped - lag.replayedOffset(), lag.lagMillis(now), stalls.get(), held / 1_000_000,
+    return new Stats(ring.writePosition(), shipped, acked, replayed,
+        shipped - replayed, lagNanos() / 1_000_000, s != 0, stalls.get(), held / 1_000_000,
         replayIcount, scanner.icount());
   }
 
   record Stats(long produced, long shipped, long acked, long replayed, long lagBytes, long lagMs,
-      long stalls, long stallMs, long replayIcount, long shippedIcount) {}
+      boolean holding, long stalls, long stallMs, long replayIcount, long shippedIcount) {}
 }

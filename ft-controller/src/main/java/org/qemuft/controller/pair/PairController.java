@@ -164,7 +164,7 @@ public final class PairController implements AutoCloseable {
       });
     }
     shipper = new LogShipper(ring, gate, windowBytes(config.flowControl().maxLagBytes()),
-        config.flowControl().maxLagBytes(), config.flowControl().maxLag());
+        config.flowControl().maxLagBytes(), config.flowControl().maxLag(), icountShift(config.vm().icount()));
     channel = LogChannel.dial(resolved(config.pair().backupChannel()), settings, shipper);
     shipper.attach(channel);
     owned.push(channel);
@@ -391,6 +391,7 @@ public final class PairController implements AutoCloseable {
       log.put("lagBytes", st.lagBytes());
       log.put("lagMs", st.lagMs());
       ObjectNode fc = s.putObject("flowControl");
+      fc.put("holdingPrimary", st.holding());
       fc.put("stalls", st.stalls());
       fc.put("stalledMs", st.stallMs());
       fc.put("maxLagBytes", config.flowControl().maxLagBytes());
@@ -440,6 +441,9 @@ public final class PairController implements AutoCloseable {
   @Override
   public void close() {
     end(exitCode < 0 ? 0 : exitCode, endReason == null ? "stopped" : endReason);
+    if (shipper != null) {
+      shipper.releaseForGood(); // a QEMU held by flow control could not act on its SIGTERM
+    }
     // ftctl run calls this from its main thread and, on SIGTERM, from a shutdown hook at the same
     // time. One at a time: otherwise the hook could find nothing left to close and let the JVM
     // exit while the main thread was still stopping QEMU and removing the ring.
@@ -525,6 +529,16 @@ public final class PairController implements AutoCloseable {
       throw new IOException("cannot resolve the channel address " + FtConfig.hostPort(a) + " (pair.*.channel)");
     }
     return r;
+  }
+
+  /**
+   * The -icount shift, by which flow control counts instructions as guest time. With shift=auto
+   * QEMU varies it; flow control then counts an instruction as 1 ns, the least it can be, so the
+   * time bound holds off longer than {@code maxLagMs} says (docs/pair.md).
+   */
+  static int icountShift(String icount) {
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?:^|,)shift=(\\d+)(?:,|$)").matcher(icount);
+    return m.find() ? Math.min(10, Integer.parseInt(m.group(1))) : 0; // QEMU refuses more than 10
   }
 
   private static int windowBytes(long maxLagBytes) {

@@ -69,7 +69,7 @@ class LogPathTest {
       backupRing = ring("b");
       LogShipper[] s = new LogShipper[1];
       gate = new OutputGate(frame -> releases.add(new long[] {frame[0], s[0].stats().acked()}), 1 << 20);
-      shipper = new LogShipper(primaryRing, gate, 1 << 22, maxLagBytes, maxLag);
+      shipper = new LogShipper(primaryRing, gate, 1 << 22, maxLagBytes, maxLag, 0);
       s[0] = shipper;
       receiver = new LogReceiver(new ReplayFeed(backupRing, 0, ReplayFeed.AtGuestPowerOff.STOP_THERE), 1 << 22);
       byte[] secret = new byte[32];
@@ -157,18 +157,13 @@ class LogPathTest {
         throw new IllegalStateException(e);
       }
     });
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    // The ring may fill for a moment while the shipper still reads: wait for the held state.
-    while (pair.primaryRing.writePosition() - pair.primaryRing.readPosition() < RING
-        || pair.shipper.stats().stalls() == 0) {
-      assertThat(System.nanoTime()).as("the shipper holds back and the primary's ring fills up").isLessThan(deadline);
-      Thread.sleep(20);
-    }
+    awaitHeld(pair);
     long written = pair.primaryRing.writePosition();
     Thread.sleep(500);
     assertThat(pair.primaryRing.writePosition()).as("QEMU is held").isEqualTo(written);
     LogShipper.Stats held = pair.shipper.stats();
     assertThat(held.shipped() - held.replayed()).isLessThanOrEqualTo(maxLag);
+    assertThat(held.holding()).isTrue();
     assertThat(held.stalls()).isPositive();
     assertThat(written).isLessThan(log.length);
 
@@ -178,6 +173,56 @@ class LogPathTest {
     backupQemu.join(120_000);
     assertThat(replayed.toByteArray()).isEqualTo(log);
     assertThat(pair.shipper.stats().stallMs()).isPositive();
+  }
+
+  /**
+   * The time bound counts guest execution: instructions recorded and not replayed (icount shift 0:
+   * one instruction, one nanosecond). A backup that replays nothing holds the primary once it is
+   * {@code maxLag} of guest time behind, long before the byte bound; it lets go once the backup has
+   * caught up to within three quarters of it.
+   */
+  @Test
+  void theTimeBoundHoldsThePrimaryAtThatMuchGuestExecution() throws Exception {
+    byte[] log = ReplayLogs.events("linux-work-poweroff");
+    Duration maxLag = Duration.ofMillis(200);
+    Pair pair = new Pair(1 << 30, maxLag);
+    Thread primaryQemu = start("primary-qemu", () -> {
+      try {
+        for (int p = 0; p < log.length; ) {
+          p += pair.primaryRing.write(log, p, Math.min(256, log.length - p), Duration.ofMinutes(5));
+          Thread.sleep(1); // a guest's pace, not memcpy's: the shipper reads as it goes
+        }
+        pair.primaryRing.closeWriter();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    });
+    awaitHeld(pair);
+    long written = pair.primaryRing.writePosition();
+    Thread.sleep(300);
+    assertThat(pair.primaryRing.writePosition()).as("QEMU is held").isEqualTo(written);
+    LogShipper.Stats held = pair.shipper.stats();
+    assertThat(held.holding()).isTrue();
+    assertThat(held.lagMs()).as("held at the time bound").isGreaterThanOrEqualTo(maxLag.toMillis());
+    assertThat(written).as("held before the end of the log").isLessThan(log.length);
+
+    ByteArrayOutputStream replayed = new ByteArrayOutputStream();
+    byte[] expected = upToPowerOffThenEnd(log);
+    Thread backupQemu = start("backup-qemu", () -> readAll(pair.backupRing, replayed, expected.length));
+    primaryQemu.join(60_000);
+    backupQemu.join(60_000);
+    assertThat(replayed.toByteArray()).isEqualTo(expected);
+    assertThat(pair.shipper.stats().holding()).isFalse();
+    assertThat(pair.shipper.stats().stallMs()).isGreaterThanOrEqualTo(300);
+  }
+
+  /** Waits until the shipper holds the primary's writer. */
+  private static void awaitHeld(Pair pair) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (!pair.primaryRing.writerHeld() || !pair.shipper.stats().holding()) {
+      assertThat(System.nanoTime()).as("the shipper holds the primary").isLessThan(deadline);
+      Thread.sleep(20);
+    }
   }
 
   /**
