@@ -84,6 +84,12 @@ public record FtConfig(
 
   public record Uplink(String tap) {}
 
+  /**
+   * How far the primary may run ahead (docs/pair.md, "Flow control"): {@code maxLagBytes} of log
+   * and {@code maxLag} of guest execution not yet replayed by the backup; past either, the primary
+   * is held. {@code ringBytes}: the shared-memory ring QEMU logs into; {@code backupBufferBytes}:
+   * what the backup holds received and not yet replayed.
+   */
   public record FlowControl(long maxLagBytes, Duration maxLag, long ringBytes, long backupBufferBytes) {}
 
   public record Channel(Duration heartbeatInterval, Duration peerTimeout, boolean compression) {}
