@@ -61,7 +61,8 @@ import org.qemuft.nativeio.Tap;
  * QEMU and controller. It does not capture what two hosts would not share: the L3 cache and the
  * memory bandwidth, one kernel (its locks, interrupts and softirqs, the namespaces' network
  * path), nor the benchmark's JVM and the client, which float over both cores and take time from
- * either side.
+ * either side. And it models hosts of one core: a confined controller's JVM sees one CPU, so its
+ * ergonomics pick the Serial collector where the unconfined pair's pick G1.
  *
  * Environment: QEMUFT_BENCH_ROUNDS (default 5; 0: the service figures alone), QEMUFT_BENCH_WORK_MIB (default 2048: about 4 s),
  * QEMUFT_BENCH_PINGS (default 500), QEMUFT_BENCH_SEND_MIB (default 32).
