@@ -34,6 +34,7 @@ public final class FtPair implements AutoCloseable {
   private final String pairId = "it" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000, 0xfffff));
   private final Map<Role, Process> controllers = new EnumMap<>(Role.class);
   private final Map<Role, Path> configs = new EnumMap<>(Role.class);
+  private final Map<Role, String> cpus = new EnumMap<>(Role.class);
   private int backupNice;
 
   /**
@@ -111,6 +112,32 @@ public final class FtPair implements AutoCloseable {
     return this;
   }
 
+  /**
+   * Confines each side's controller (and so its QEMU, which inherits it) to these CPUs, in the
+   * kernel's list form ("0", "1"); null, the default, leaves that side unconfined. A core for each
+   * side stands in for two hosts on one (benchmarks); {@link #checkCpus()} checks it took.
+   */
+  public FtPair cpus(String primaryCpus, String backupCpus) {
+    cpus.put(Role.PRIMARY, primaryCpus);
+    cpus.put(Role.BACKUP, backupCpus);
+    return this;
+  }
+
+  /**
+   * Fails unless every thread of each confined side's controller and of its QEMU (which must be
+   * running) may run on exactly that side's CPUs (see {@link #cpus}); does nothing for a side left
+   * unconfined.
+   */
+  public void checkCpus() throws IOException, InterruptedException {
+    for (Role role : Role.values()) {
+      String list = cpus.get(role);
+      if (list != null) {
+        CpuAffinity.check(controllers.get(role).pid(), list, "the " + role.lower() + "'s controller");
+        CpuAffinity.check(qemuPid(role), list, "the " + role.lower() + "'s QEMU");
+      }
+    }
+  }
+
   /** Starts the backup's controller, which listens, then the primary's, which connects to it. */
   public void startBoth() throws IOException {
     start(Role.BACKUP);
@@ -121,8 +148,9 @@ public final class FtPair implements AutoCloseable {
   public Process start(Role role) throws IOException {
     String ns = role == Role.PRIMARY ? net.nsA : net.nsB;
     String nice = Integer.toString(role == Role.BACKUP ? backupNice : 0);
-    List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", ns, "nice", "-n", nice,
-        Path.of(System.getProperty("qemuft.root"), "scripts", "ftctl").toString(),
+    List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", ns));
+    cmd.addAll(CpuAffinity.prefix(cpus.get(role)));
+    cmd.addAll(List.of("nice", "-n", nice, Path.of(System.getProperty("qemuft.root"), "scripts", "ftctl").toString(),
         "run", "--config", configs.get(role).toString(), "--role", role.lower()));
     ProcessBuilder pb = new ProcessBuilder(cmd)
         .redirectErrorStream(true)
