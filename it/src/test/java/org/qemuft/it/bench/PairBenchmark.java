@@ -163,7 +163,7 @@ class PairBenchmark {
       ov.putPOJO("pairSeconds", ft);
       ov.putPOJO("backupFinishedLaterSeconds", backupBehind);
       ov.putPOJO("pairBackupNicedSeconds", ftNiced);
-      ov.putPOJO("shipperHeldBackMs", stalled);
+      ov.putPOJO("primaryHeldMs", stalled);
       ov.put("ratioMedian", BenchReport.round3(BenchReport.median(ft) / BenchReport.median(plain)));
       ov.put("backupNicedRatioMedian", BenchReport.round3(BenchReport.median(ftNiced) / BenchReport.median(plain)));
       ov.put("recordOnlyRatioMedian", BenchReport.round3(BenchReport.median(recordAlone) / BenchReport.median(plain)));
@@ -174,7 +174,7 @@ class PairBenchmark {
       ov.putPOJO("recordOnlyOneCoreSeconds", recordOneCore);
       ov.putPOJO("pairOneCoreEachSeconds", ftOneCoreEach);
       ov.putPOJO("oneCoreEachBackupFinishedLaterSeconds", oneCoreBackupBehind);
-      ov.putPOJO("oneCoreEachShipperHeldBackMs", oneCoreStalled);
+      ov.putPOJO("oneCoreEachPrimaryHeldMs", oneCoreStalled);
       ov.put("oneCoreEachRatioMedian",
           BenchReport.round3(BenchReport.median(ftOneCoreEach) / BenchReport.median(plainOneCore)));
       ov.put("recordOnlyOneCoreRatioMedian",
@@ -223,8 +223,8 @@ class PairBenchmark {
   }
 
   /**
-   * {@code stalledMs}: how long the primary's shipper held back because the backup lagged by more
-   * than maxLagMs (its final status); QEMU itself blocks only once its ring is full as well.
+   * {@code stalledMs}: how long flow control held the primary's QEMU because the backup lagged by
+   * more than maxLagMs of guest execution (docs/pair.md, "Flow control"), from the ready marker on.
    */
   private record Workload(double seconds, String checksum, double backupBehindSeconds, double rawMbps, double wireMbps,
       long stalledMs) {}
