@@ -49,8 +49,9 @@ import org.qemuft.nativeio.Tap;
  * the backup's replay beside the primary, on the same cores; for the workload, controls measure
  * that apart from qemu-ft: two copies without FT at once, and a recording beside a replay of an
  * earlier recording (both to and from plain files); and the pair runs twice per round, its backup
- * at normal priority and at nice 19 (taking only what the primary leaves, as a backup on another
- * host would).
+ * at normal priority and at nice 19 (it takes only what the primary leaves; since flow control
+ * holds the primary once the backup is maxLagMs of guest execution behind, a starved backup slows
+ * the primary too).
  *
  * <p>The real deployment is two hosts. As a stand-in on this one, the pair also runs with a core
  * for each side ("oneCoreEach"): the primary's controller, and with it its QEMU, confined to CPU 0
