@@ -263,7 +263,8 @@ public final class QemuLaunch {
     }
     cmd.add(qemuBinary());
     boolean friendly = timers == Timers.REPLAY_FRIENDLY;
-    cmd.addAll(List.of("-name", name, "-accel", "tcg", "-machine", friendly ? REPLAY_FRIENDLY_MACHINE : "pc", "-smp", "1"));
+    // debug-threads: QEMU names its threads ("CPU 0/TCG", "call_rcu", "worker"), for top -H and perf.
+    cmd.addAll(List.of("-name", name + ",debug-threads=on", "-accel", "tcg", "-machine", friendly ? REPLAY_FRIENDLY_MACHINE : "pc", "-smp", "1"));
     cmd.addAll(List.of("-m", Integer.toString(spec.memoryMiB())));
     cmd.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
     cmd.addAll(List.of("-kernel", spec.kernel().toString(), "-initrd", spec.initrd().toString()));
