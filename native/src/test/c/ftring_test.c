@@ -248,6 +248,22 @@ static void test_one_byte_paths_mixed_with_blocking_ones(void)
     unlink(path);
 }
 
+/* A 4 KiB ring file named after the test, mapped twice: w for the writer, rd for the reader. */
+static void open_pair(char *path, size_t size, const char *name, struct ftring *w, struct ftring *rd)
+{
+    char err[FTRING_ERR_MAX];
+    path_of(path, size, name);
+    CHECK(ftring_create(w, path, 4096, err) == 0, "%s", err);
+    CHECK(ftring_attach(rd, path, err) == 0, "%s", err);
+}
+
+static void close_pair(const char *path, struct ftring *w, struct ftring *rd)
+{
+    ftring_detach(w);
+    ftring_detach(rd);
+    unlink(path);
+}
+
 static void *close_reader_later(void *arg)
 {
     struct ftring *r = arg;
@@ -260,11 +276,8 @@ static void *close_reader_later(void *arg)
 static void test_full_ring_blocks_until_reader_closes(void)
 {
     char path[512];
-    path_of(path, sizeof(path), "full");
     struct ftring w, rd;
-    char err[FTRING_ERR_MAX];
-    CHECK(ftring_create(&w, path, 4096, err) == 0, "%s", err);
-    CHECK(ftring_attach(&rd, path, err) == 0, "%s", err);
+    open_pair(path, sizeof(path), "full", &w, &rd);
     uint8_t buf[8192] = {0};
     pthread_t t;
     pthread_create(&t, NULL, close_reader_later, &rd);
@@ -273,9 +286,7 @@ static void test_full_ring_blocks_until_reader_closes(void)
     pthread_join(t, NULL);
     CHECK(n == -1, "write into a full ring whose reader closed returned %zd", n);
     CHECK(w.h->write_pos == 4096, "write_pos %llu", (unsigned long long)w.h->write_pos);
-    ftring_detach(&w);
-    ftring_detach(&rd);
-    unlink(path);
+    close_pair(path, &w, &rd);
 }
 
 struct held_writer {
@@ -296,11 +307,8 @@ static void *write_while_held(void *arg)
 static void test_hold_stops_the_writer_until_released(void)
 {
     char path[512];
-    path_of(path, sizeof(path), "hold");
     struct ftring w, rd;
-    char err[FTRING_ERR_MAX];
-    CHECK(ftring_create(&w, path, 4096, err) == 0, "%s", err);
-    CHECK(ftring_attach(&rd, path, err) == 0, "%s", err);
+    open_pair(path, sizeof(path), "hold", &w, &rd);
     uint8_t b[10] = {0};
     CHECK(ftring_write(&w, b, 10) == 10, "write before the hold");
     ftring_hold_writer(&rd, 1);
@@ -322,9 +330,7 @@ static void test_hold_stops_the_writer_until_released(void)
     pthread_create(&t, NULL, close_reader_later, &rd);
     CHECK(ftring_write(&w, b, 10) == -1, "write held by a reader that then closed");
     pthread_join(t, NULL);
-    ftring_detach(&w);
-    ftring_detach(&rd);
-    unlink(path);
+    close_pair(path, &w, &rd);
 }
 
 static void *close_writer_later(void *arg)
@@ -341,11 +347,8 @@ static void *close_writer_later(void *arg)
 static void test_empty_ring_blocks_then_end(void)
 {
     char path[512];
-    path_of(path, sizeof(path), "empty");
     struct ftring w, rd;
-    char err[FTRING_ERR_MAX];
-    CHECK(ftring_create(&w, path, 4096, err) == 0, "%s", err);
-    CHECK(ftring_attach(&rd, path, err) == 0, "%s", err);
+    open_pair(path, sizeof(path), "empty", &w, &rd);
     pthread_t t;
     pthread_create(&t, NULL, close_writer_later, &w);
     uint8_t b[10];
@@ -361,9 +364,7 @@ static void test_empty_ring_blocks_then_end(void)
     }
     CHECK(ftring_read(&rd, b, sizeof(b)) == 0, "read after the writer closed and drained");
     pthread_join(t, NULL);
-    ftring_detach(&w);
-    ftring_detach(&rd);
-    unlink(path);
+    close_pair(path, &w, &rd);
 }
 
 static void expect_attach_error(const char *path, const char *needle)

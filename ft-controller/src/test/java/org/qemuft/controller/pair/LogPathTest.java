@@ -147,16 +147,7 @@ class LogPathTest {
     Pair pair = new Pair(maxLag);
 
     // The backup QEMU reads nothing yet: the primary's writer must end up blocked.
-    Thread primaryQemu = start("primary-qemu", () -> {
-      try {
-        for (int p = 0; p < log.length; ) {
-          p += pair.primaryRing.write(log, p, Math.min(4096, log.length - p), Duration.ofMinutes(5));
-        }
-        pair.primaryRing.closeWriter();
-      } catch (Exception e) {
-        throw new IllegalStateException(e);
-      }
-    });
+    Thread primaryQemu = recordInto(pair, log, 4096, 0);
     awaitHeld(pair);
     long written = pair.primaryRing.writePosition();
     Thread.sleep(500);
@@ -186,17 +177,8 @@ class LogPathTest {
     byte[] log = ReplayLogs.events("linux-work-poweroff");
     Duration maxLag = Duration.ofMillis(200);
     Pair pair = new Pair(1 << 30, maxLag);
-    Thread primaryQemu = start("primary-qemu", () -> {
-      try {
-        for (int p = 0; p < log.length; ) {
-          p += pair.primaryRing.write(log, p, Math.min(256, log.length - p), Duration.ofMinutes(5));
-          Thread.sleep(1); // a guest's pace, not memcpy's: the shipper reads as it goes
-        }
-        pair.primaryRing.closeWriter();
-      } catch (Exception e) {
-        throw new IllegalStateException(e);
-      }
-    });
+    // A guest's pace, not memcpy's: the shipper reads as it goes.
+    Thread primaryQemu = recordInto(pair, log, 256, 1);
     awaitHeld(pair);
     long written = pair.primaryRing.writePosition();
     Thread.sleep(300);
@@ -214,6 +196,27 @@ class LogPathTest {
     assertThat(replayed.toByteArray()).isEqualTo(expected);
     assertThat(pair.shipper.stats().holding()).isFalse();
     assertThat(pair.shipper.stats().stallMs()).isGreaterThanOrEqualTo(300);
+  }
+
+  /**
+   * The primary QEMU, as a thread: writes {@code log} into the primary's ring in pieces of
+   * {@code piece} bytes, {@code pauseMs} apart, waiting whenever the ring is full or held; then
+   * closes the writer.
+   */
+  private Thread recordInto(Pair pair, byte[] log, int piece, long pauseMs) {
+    return start("primary-qemu", () -> {
+      try {
+        for (int p = 0; p < log.length; ) {
+          p += pair.primaryRing.write(log, p, Math.min(piece, log.length - p), Duration.ofMinutes(5));
+          if (pauseMs > 0) {
+            Thread.sleep(pauseMs);
+          }
+        }
+        pair.primaryRing.closeWriter();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    });
   }
 
   /** Waits until the shipper holds the primary's writer. */
