@@ -671,24 +671,53 @@ static int diskwrite(const char *dir, uint64_t mib)
  * The idle waker: sleeps INTERVAL_US at a time, forever, at SCHED_IDLE priority. While the guest
  * idles, its wake-ups are the only thing that runs, and each one gives a recording QEMU a vCPU pass
  * in which it hands over queued input (frames): input waits at most INTERVAL_US instead of until
- * the next timer of a tickless guest. While anything else runs, the waker is starved, re-arms its
- * timer only when it gets the CPU, and so costs almost nothing (docs/rr-pace.md, "Input latency").
+ * the next timer of a tickless guest.
+ *
+ * While anything else runs, the waker is starved: its timer still fires (a timer interrupt, i.e.
+ * log events and a hand-off in the backup's replay), and it gets the CPU only at the next
+ * scheduler tick, so it wakes late. Then the guest is busy and needs no waking: the waker sleeps
+ * BUSY_SLEEP_NS with BUSY_SLACK_NS of timer slack, so its expiry is served by the tick's own
+ * interrupt, and then tries one short sleep again. A busy guest thus takes one waker interrupt
+ * per BUSY_SLEEP_NS or so instead of one per tick (docs/rr-pace.md, "The guest's idle waker").
+ * While the guest idles after a busy spell the waker may still be in its long sleep; the tick
+ * (the guest runs nohz=off) bounds the wait meanwhile.
  */
+#define WAKER_LATE_NS 1000000LL      /* woke this late: something else had the CPU */
+#define WAKER_BUSY_SLEEP_NS 20000000LL
+#define WAKER_BUSY_SLACK_NS 4000000UL /* one tick at HZ=250 */
+
+static void waker_slack(unsigned long ns)
+{
+    /* The kernel may defer a sleeper's wake-up by its timer slack (50 µs by default). */
+    if (prctl(PR_SET_TIMERSLACK, ns, 0UL, 0UL, 0UL) != 0) {
+        die("idle-waker: PR_SET_TIMERSLACK: %s", strerror(errno));
+    }
+}
+
+static void waker_sleep(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000LL), .tv_nsec = (long)(ns % 1000000000LL)};
+    int e = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+    if (e != 0 && e != EINTR) {
+        die("idle-waker: clock_nanosleep: %s", strerror(e));
+    }
+}
+
 static _Noreturn void idle_waker(uint64_t interval_us)
 {
     struct sched_param sp = {0};
     if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0) {
         die("idle-waker: SCHED_IDLE: %s", strerror(errno));
     }
-    /* The kernel may defer a sleeper's wake-up by its timer slack (50 µs by default): none. */
-    if (prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL) != 0) {
-        die("idle-waker: PR_SET_TIMERSLACK: %s", strerror(errno));
-    }
-    struct timespec ts = {.tv_sec = (time_t)(interval_us / 1000000), .tv_nsec = (long)(interval_us % 1000000) * 1000};
+    int64_t interval = (int64_t)interval_us * 1000;
+    waker_slack(1);
     for (;;) {
-        int e = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
-        if (e != 0 && e != EINTR) {
-            die("idle-waker: clock_nanosleep: %s", strerror(e));
+        int64_t t0 = now_ns();
+        waker_sleep(interval);
+        if (now_ns() - t0 - interval > WAKER_LATE_NS) {
+            waker_slack(WAKER_BUSY_SLACK_NS);
+            waker_sleep(WAKER_BUSY_SLEEP_NS);
+            waker_slack(1);
         }
     }
 }
