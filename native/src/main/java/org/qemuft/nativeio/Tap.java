@@ -4,12 +4,10 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.locks.ReentrantLock;
@@ -36,30 +34,25 @@ public final class Tap implements AutoCloseable {
   private static final int IFNAMSIZ = 16;
   private static final int POLL_SLICE_MS = 100;
 
-  private static final Linker LINKER = Linker.nativeLinker();
-  private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
-  private static final VarHandle ERRNO =
-      CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-  private static final Linker.Option ERRNO_OPT = Linker.Option.captureCallState("errno");
-  private static final MethodHandle OPEN = downcall("open",
+  private static final StructLayout CALL_STATE = Libc.CALL_STATE;
+  private static final Linker.Option ERRNO_OPT = Libc.ERRNO;
+  private static final MethodHandle OPEN = Libc.downcall("open",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
       ERRNO_OPT, Linker.Option.firstVariadicArg(2));
-  private static final MethodHandle IOCTL = downcall("ioctl",
+  private static final MethodHandle IOCTL = Libc.downcall("ioctl",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS),
       ERRNO_OPT, Linker.Option.firstVariadicArg(2));
-  private static final MethodHandle READ = downcall("read",
+  private static final MethodHandle READ = Libc.downcall("read",
       FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
       ERRNO_OPT);
-  private static final MethodHandle WRITE = downcall("write",
+  private static final MethodHandle WRITE = Libc.downcall("write",
       FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
       ERRNO_OPT);
-  private static final MethodHandle POLL = downcall("poll",
+  private static final MethodHandle POLL = Libc.downcall("poll",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT),
       ERRNO_OPT);
-  private static final MethodHandle CLOSE = downcall("close",
+  private static final MethodHandle CLOSE = Libc.downcall("close",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-  private static final MethodHandle STRERROR = downcall("strerror",
-      FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
 
   private final String name;
   private final int fd;
@@ -94,7 +87,7 @@ public final class Tap implements AutoCloseable {
       MemorySegment state = tmp.allocate(CALL_STATE);
       int fd = (int) OPEN.invokeExact(state, tmp.allocateFrom("/dev/net/tun"), O_RDWR | O_CLOEXEC, 0);
       if (fd < 0) {
-        throw new IOException("cannot open /dev/net/tun for TAP device " + name + ": " + errnoText(state)
+        throw new IOException("cannot open /dev/net/tun for TAP device " + name + ": " + Libc.errnoText(state)
             + " (needs root or CAP_NET_ADMIN, and the tun module)");
       }
       MemorySegment ifreq = tmp.allocate(40);
@@ -102,7 +95,7 @@ public final class Tap implements AutoCloseable {
       ifreq.set(ValueLayout.JAVA_SHORT, IFNAMSIZ, (short) (IFF_TAP | IFF_NO_PI));
       int rc = (int) IOCTL.invokeExact(state, fd, TUNSETIFF, ifreq);
       if (rc < 0) {
-        String why = errnoText(state);
+        String why = Libc.errnoText(state);
         int ignored = (int) CLOSE.invokeExact(fd);
         throw new IOException("cannot attach to TAP device " + name + ": " + why
             + " (is it a TUN device, or owned by another user?)");
@@ -134,10 +127,10 @@ public final class Tap implements AutoCloseable {
         int slice = (int) Math.max(0, Math.min(POLL_SLICE_MS, left));
         int ready = (int) POLL.invokeExact(readState, pollFd, 1L, slice);
         if (ready < 0) {
-          if (errno(readState) == EINTR) {
+          if (Libc.errno(readState) == EINTR) {
             continue;
           }
-          throw new IOException("poll on TAP " + name + " failed: " + errnoText(readState));
+          throw new IOException("poll on TAP " + name + " failed: " + Libc.errnoText(readState));
         }
         if (ready == 0) {
           if (left <= 0) {
@@ -147,11 +140,11 @@ public final class Tap implements AutoCloseable {
         }
         long n = (long) READ.invokeExact(readState, fd, readBuf, (long) MAX_FRAME);
         if (n < 0) {
-          int e = errno(readState);
+          int e = Libc.errno(readState);
           if (e == EINTR || e == EAGAIN) {
             continue;
           }
-          throw new IOException("reading TAP " + name + " failed: " + errnoText(readState));
+          throw new IOException("reading TAP " + name + " failed: " + Libc.errnoText(readState));
         }
         int len = (int) Math.min(n, buf.length);
         MemorySegment.copy(readBuf, ValueLayout.JAVA_BYTE, 0, buf, 0, len);
@@ -187,9 +180,9 @@ public final class Tap implements AutoCloseable {
         if (n >= 0) {
           return; // a TAP write takes the whole frame or fails
         }
-        if (errno(writeState) != EINTR) {
+        if (Libc.errno(writeState) != EINTR) {
           throw new IOException("writing a " + len + "-byte frame to TAP " + name + " failed: "
-              + errnoText(writeState));
+              + Libc.errnoText(writeState));
         }
       }
     } catch (IOException e) {
@@ -218,24 +211,5 @@ public final class Tap implements AutoCloseable {
       writing.unlock();
       reading.unlock();
     }
-  }
-
-  private static int errno(MemorySegment state) {
-    return (int) ERRNO.get(state, 0L);
-  }
-
-  private static String errnoText(MemorySegment state) {
-    int e = errno(state);
-    try {
-      MemorySegment s = (MemorySegment) STRERROR.invokeExact(e);
-      return s.reinterpret(256).getString(0) + " (errno " + e + ")";
-    } catch (Throwable t) {
-      return "errno " + e;
-    }
-  }
-
-  private static MethodHandle downcall(String fn, FunctionDescriptor fd, Linker.Option... opts) {
-    return LINKER.downcallHandle(LINKER.defaultLookup().find(fn)
-        .orElseThrow(() -> new IllegalStateException("libc has no " + fn)), fd, opts);
   }
 }

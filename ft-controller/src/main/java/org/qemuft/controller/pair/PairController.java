@@ -219,6 +219,13 @@ public final class PairController implements AutoCloseable {
     nic.attach(qemu.pid(), NIC_ATTACH); // its socket was made before QEMU ran
     QmpClient client = QmpClient.connect(qemu.qmpSocket(), QMP_TIMEOUT);
     owned.push(client);
+    try {
+      if (qemu.idleMonitorIoThread() == 0) {
+        LOG.warn("{} has no QMP monitor I/O thread to put under SCHED_IDLE; it keeps its share of the CPU", qemu);
+      }
+    } catch (IOException e) { // costs speed, not correctness
+      LOG.warn("{}: {}; its QMP monitor I/O thread keeps its share of the CPU", qemu, e.getMessage());
+    }
     monitor = new QemuMonitor(client);
     client.onEvent("SHUTDOWN", e -> Thread.ofPlatform().daemon().name("guest-off").start(this::guestPoweredOff));
     Thread.ofPlatform().daemon().name("qemu-watch").start(this::watchQemu);

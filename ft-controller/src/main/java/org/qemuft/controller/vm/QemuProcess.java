@@ -14,6 +14,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.qemuft.nativeio.Sched;
 
 /**
  * One running QEMU that this JVM started and owns. {@link #close()} ends it (SIGTERM, then
@@ -26,6 +27,8 @@ import java.util.regex.Pattern;
 public final class QemuProcess implements AutoCloseable {
   private static final Set<Process> LIVE = ConcurrentHashMap.newKeySet();
   private static final Duration POLL = Duration.ofMillis(20);
+  /** QEMU 7.2's name for its QMP monitor's I/O thread (monitor/monitor.c, with debug-threads=on). */
+  static final String MONITOR_IO_THREAD = "IO mon_iothread";
 
   static {
     Runtime.getRuntime().addShutdownHook(new Thread(() -> LIVE.forEach(Process::destroyForcibly),
@@ -108,6 +111,38 @@ public final class QemuProcess implements AutoCloseable {
     } catch (IOException e) {
       throw new QemuException(describe() + ": cannot restrict " + qmpSocket + " to mode 0600: " + e);
     }
+  }
+
+  /**
+   * Puts QEMU's QMP monitor I/O thread under SCHED_IDLE ({@link Sched#idle}); returns how many
+   * threads it changed (one, or none when QEMU has no such thread). QEMU 7.2 serves a QMP socket
+   * from a dedicated I/O thread ("IO mon_iothread", named because {@link QemuLaunch} passes
+   * {@code debug-threads=on}) that the icount clock wakes at every vCPU pass, and that busy-polls
+   * after each wake-up: on a busy core it takes CPU time from the vCPU, which a replaying backup
+   * cannot spare (docs/rr-pace.md, "The QMP monitor's I/O thread"). Under SCHED_IDLE it runs when
+   * the core has nothing else to do, or for a minimal share; it only moves QMP's bytes (commands
+   * run in QEMU's main loop), so QMP answers as before on an idle core and a little later on a
+   * saturated one. Call it once QMP has greeted: the thread exists from then on.
+   *
+   * @throws IOException if a thread could not be changed (naming it and why)
+   */
+  public int idleMonitorIoThread() throws IOException {
+    int changed = 0;
+    try (var tasks = Files.list(Path.of("/proc", Long.toString(pid()), "task"))) {
+      for (Path task : (Iterable<Path>) tasks::iterator) {
+        String comm;
+        try {
+          comm = Files.readString(task.resolve("comm"), StandardCharsets.UTF_8).strip();
+        } catch (IOException gone) { // a thread that ended meanwhile
+          continue;
+        }
+        if (comm.equals(MONITOR_IO_THREAD)) {
+          Sched.idle(Long.parseLong(task.getFileName().toString()));
+          changed++;
+        }
+      }
+    }
+    return changed;
   }
 
   /**

@@ -3,10 +3,14 @@ package org.qemuft.it.pair;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -40,6 +44,10 @@ class PairIT {
   void everyRequestIsAnsweredThroughTheGateAndTheBackupEndsAtThePrimarysIcount() throws Exception {
     try (PairNetwork net = new PairNetwork(); FtPair pair = new FtPair(net, tmp, PairNetwork.GUEST_KERNEL_ARGS, "")) {
       pair.startBoth();
+      // Each controller put its QEMU's QMP I/O thread under SCHED_IDLE (docs/rr-pace.md).
+      for (Role role : Role.values()) {
+        assertThat(threadPolicies(pair.qemuPid(role), "IO mon_iothread")).as(role + "'s QEMU").containsExactly(5);
+      }
       long total = 0;
       try (ServiceClient client = ServiceClient.connect(net.nsC, PairNetwork.GUEST_IP, BOOT)) {
         for (int op = 1; op <= 300; op++) {
@@ -148,6 +156,20 @@ class PairIT {
       assertThat(System.nanoTime()).as("the primary re-dials after the corrupt frame").isLessThan(deadline);
       Thread.sleep(100);
     }
+  }
+
+  /** The scheduling policy (field 41 of /proc/PID/task/TID/stat) of each thread of {@code pid} named {@code name}. */
+  private static List<Integer> threadPolicies(long pid, String name) throws IOException {
+    List<Integer> policies = new ArrayList<>();
+    try (DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc", Long.toString(pid), "task"))) {
+      for (Path task : tasks) {
+        if (Files.readString(task.resolve("comm")).strip().equals(name)) {
+          String stat = Files.readString(task.resolve("stat"));
+          policies.add(Integer.parseInt(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[41 - 3]));
+        }
+      }
+    }
+    return policies;
   }
 
   private static void assertBothEndAtTheSameIcount(FtPair pair) throws Exception {

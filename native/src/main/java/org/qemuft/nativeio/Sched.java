@@ -1,0 +1,39 @@
+package org.qemuft.nativeio;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+
+/** Linux scheduling policy of one thread of any process (sched_setscheduler(2) on a thread id). */
+public final class Sched {
+  private static final int SCHED_IDLE = 5;
+  private static final MethodHandle SCHED_SETSCHEDULER = Libc.downcall("sched_setscheduler",
+      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS),
+      Libc.ERRNO);
+
+  private Sched() {}
+
+  /**
+   * Puts thread {@code tid} under SCHED_IDLE: it runs only when nothing else wants its CPU (and
+   * then for a minimal fair share), like {@code chrt -i -p 0 TID}.
+   *
+   * @throws IOException naming the thread and the reason (no such thread, not permitted)
+   */
+  public static void idle(long tid) throws IOException {
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment st = a.allocate(Libc.CALL_STATE);
+      MemorySegment param = a.allocate(ValueLayout.JAVA_INT); // struct sched_param: priority 0
+      int rc = (int) SCHED_SETSCHEDULER.invokeExact(st, Math.toIntExact(tid), SCHED_IDLE, param);
+      if (rc != 0) {
+        throw new IOException("cannot put thread " + tid + " under SCHED_IDLE: " + Libc.errnoText(st));
+      }
+    } catch (IOException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw new IllegalStateException("native call sched_setscheduler failed for thread " + tid, t);
+    }
+  }
+}
