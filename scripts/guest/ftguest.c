@@ -675,14 +675,16 @@ static int diskwrite(const char *dir, uint64_t mib)
  *
  * While anything else runs, the waker is starved: its timer still fires (a timer interrupt, i.e.
  * log events and a hand-off in the backup's replay), and it gets the CPU only at the next
- * scheduler tick, so it wakes late. Then the guest is busy and needs no waking: the waker sleeps
- * BUSY_SLEEP_NS with BUSY_SLACK_NS of timer slack, so its expiry is served by the tick's own
- * interrupt, and then tries one short sleep again. A busy guest thus takes one waker interrupt
- * per BUSY_SLEEP_NS or so instead of one per tick (docs/rr-pace.md, "The guest's idle waker").
- * While the guest idles after a busy spell the waker may still be in its long sleep; the tick
- * (the guest runs nohz=off) bounds the wait meanwhile.
+ * scheduler tick. Then the guest is busy and needs no waking: the waker sleeps BUSY_SLEEP_NS with
+ * BUSY_SLACK_NS of timer slack, so its expiry is served by the tick's own interrupt, and then
+ * tries one short sleep again. A busy guest thus takes one waker interrupt per BUSY_SLEEP_NS or so
+ * instead of one per tick (docs/rr-pace.md, "The guest's idle waker"). Starved means it waited on
+ * the run queue (run_delay in /proc/thread-self/schedstat), not that it woke late: a QEMU whose
+ * host is busy also wakes it late, in guest time, with the guest idle. While the guest idles after
+ * a busy spell the waker may still be in its long sleep; the tick (the guest runs nohz=off) bounds
+ * the wait meanwhile.
  */
-#define WAKER_LATE_NS 1000000LL      /* woke this late: something else had the CPU */
+#define WAKER_STARVED_NS 1000000LL   /* waited this long on the run queue: the guest is busy */
 #define WAKER_BUSY_SLEEP_NS 20000000LL
 #define WAKER_BUSY_SLACK_NS 4000000UL /* one tick at HZ=250 */
 
@@ -703,18 +705,38 @@ static void waker_sleep(int64_t ns)
     }
 }
 
+/* How long this thread has waited on a run queue, in ns (schedstat: runtime, run_delay, slices). */
+static int64_t waker_run_delay(int fd)
+{
+    char buf[128];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    unsigned long long runtime, delay;
+    if (n <= 0) {
+        die("idle-waker: reading /proc/thread-self/schedstat: %s", n < 0 ? strerror(errno) : "empty");
+    }
+    buf[n] = '\0';
+    if (sscanf(buf, "%llu %llu", &runtime, &delay) != 2) {
+        die("idle-waker: /proc/thread-self/schedstat says '%s'", buf);
+    }
+    return (int64_t)delay;
+}
+
 static _Noreturn void idle_waker(uint64_t interval_us)
 {
     struct sched_param sp = {0};
     if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0) {
         die("idle-waker: SCHED_IDLE: %s", strerror(errno));
     }
+    int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        die("idle-waker: /proc/thread-self/schedstat: %s", strerror(errno));
+    }
     int64_t interval = (int64_t)interval_us * 1000;
     waker_slack(1);
     for (;;) {
-        int64_t t0 = now_ns();
+        int64_t waited = waker_run_delay(fd);
         waker_sleep(interval);
-        if (now_ns() - t0 - interval > WAKER_LATE_NS) {
+        if (waker_run_delay(fd) - waited > WAKER_STARVED_NS) {
             waker_slack(WAKER_BUSY_SLACK_NS);
             waker_sleep(WAKER_BUSY_SLEEP_NS);
             waker_slack(1);
