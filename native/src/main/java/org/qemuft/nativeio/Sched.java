@@ -9,6 +9,7 @@ import java.lang.invoke.MethodHandle;
 
 /** Linux scheduling policy of one thread of any process (sched_setscheduler(2) on a thread id). */
 public final class Sched {
+  private static final int SCHED_OTHER = 0;
   private static final int SCHED_IDLE = 5;
   private static final MethodHandle SCHED_SETSCHEDULER = Libc.downcall("sched_setscheduler",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS),
@@ -23,12 +24,21 @@ public final class Sched {
    * @throws IOException naming the thread and the reason (no such thread, not permitted)
    */
   public static void idle(long tid) throws IOException {
+    set(tid, SCHED_IDLE, "SCHED_IDLE");
+  }
+
+  /** Puts thread {@code tid} back under the normal policy, SCHED_OTHER ({@code chrt -o -p 0 TID}). */
+  public static void normal(long tid) throws IOException {
+    set(tid, SCHED_OTHER, "SCHED_OTHER");
+  }
+
+  private static void set(long tid, int policy, String name) throws IOException {
     try (Arena a = Arena.ofConfined()) {
       MemorySegment st = a.allocate(Libc.CALL_STATE);
       MemorySegment param = a.allocate(ValueLayout.JAVA_INT); // struct sched_param: priority 0
-      int rc = (int) SCHED_SETSCHEDULER.invokeExact(st, Math.toIntExact(tid), SCHED_IDLE, param);
+      int rc = (int) SCHED_SETSCHEDULER.invokeExact(st, Math.toIntExact(tid), policy, param);
       if (rc != 0) {
-        throw new IOException("cannot put thread " + tid + " under SCHED_IDLE: " + Libc.errnoText(st));
+        throw new IOException("cannot put thread " + tid + " under " + name + ": " + Libc.errnoText(st));
       }
     } catch (IOException e) {
       throw e;

@@ -18,12 +18,14 @@ class SchedTest {
   }
 
   @Test
-  void aThreadPutUnderSchedIdleHasThatPolicy() throws Exception {
+  void aThreadPutUnderSchedIdleHasThatPolicyUntilPutBack() throws Exception {
     Process sleeper = new ProcessBuilder("sleep", "30").start();
     try {
       assertThat(policy(sleeper.pid())).isEqualTo(0); // SCHED_OTHER
       Sched.idle(sleeper.pid());
       assertThat(policy(sleeper.pid())).isEqualTo(5); // SCHED_IDLE
+      Sched.normal(sleeper.pid());
+      assertThat(policy(sleeper.pid())).isEqualTo(0);
     } finally {
       sleeper.destroyForcibly();
       sleeper.waitFor(10, TimeUnit.SECONDS);

@@ -27,6 +27,8 @@ import org.qemuft.nativeio.Sched;
 public final class QemuProcess implements AutoCloseable {
   private static final Set<Process> LIVE = ConcurrentHashMap.newKeySet();
   private static final Duration POLL = Duration.ofMillis(20);
+  /** How long {@link #stop} waits for the kernel to reap QEMU after SIGKILL. */
+  private static final Duration KILL_WAIT = Duration.ofSeconds(10);
   /** QEMU 7.2's name for its QMP monitor's I/O thread (monitor/monitor.c, with debug-threads=on). */
   static final String MONITOR_IO_THREAD = "IO mon_iothread";
 
@@ -41,6 +43,8 @@ public final class QemuProcess implements AutoCloseable {
   private final Path qmpSocket;
   private final Path serialLog;
   private final Path qemuLog;
+  /** Threads {@link #idleMonitorIoThread} put under SCHED_IDLE. */
+  private final Set<Long> idled = ConcurrentHashMap.newKeySet();
 
   QemuProcess(String name, Process process, List<String> command, Path qmpSocket, Path serialLog,
       Path qemuLog) {
@@ -122,7 +126,9 @@ public final class QemuProcess implements AutoCloseable {
    * cannot spare (docs/rr-pace.md, "The QMP monitor's I/O thread"). Under SCHED_IDLE it runs when
    * the core has nothing else to do, or for a minimal share; it only moves QMP's bytes (commands
    * run in QEMU's main loop), so QMP answers as before on an idle core and a little later on a
-   * saturated one. Call it once QMP has greeted: the thread exists from then on.
+   * saturated one. Call it once QMP has greeted: the thread exists from then on. {@link #stop}
+   * puts it back first: QEMU joins the thread on its way out, which on a saturated core it
+   * could otherwise wait for.
    *
    * @throws IOException if a thread could not be changed (naming it and why)
    */
@@ -137,7 +143,9 @@ public final class QemuProcess implements AutoCloseable {
           continue;
         }
         if (comm.equals(MONITOR_IO_THREAD)) {
-          Sched.idle(Long.parseLong(task.getFileName().toString()));
+          long tid = Long.parseLong(task.getFileName().toString());
+          Sched.idle(tid);
+          idled.add(tid);
           changed++;
         }
       }
@@ -199,15 +207,28 @@ public final class QemuProcess implements AutoCloseable {
     }
   }
 
-  /** Ends QEMU: SIGTERM, and SIGKILL if it is still there after {@code grace}. */
+  /**
+   * Ends QEMU: SIGTERM, and SIGKILL if it is still there after {@code grace}.
+   *
+   * @throws QemuException if the kernel has not reaped it 10 s after SIGKILL (it hangs in the
+   *     kernel; nothing more can be done from here)
+   */
   public void stop(Duration grace) throws InterruptedException {
     if (!process.isAlive()) {
       return;
     }
+    for (long tid : idled) {
+      try {
+        Sched.normal(tid);
+      } catch (IOException gone) { // the thread ended already
+      }
+    }
     process.destroy();
     if (!process.waitFor(grace.toNanos(), TimeUnit.NANOSECONDS)) {
       process.destroyForcibly();
-      process.waitFor();
+      if (!process.waitFor(KILL_WAIT.toNanos(), TimeUnit.NANOSECONDS)) {
+        throw new QemuException(describe() + " is still there " + KILL_WAIT.toSeconds() + " s after SIGKILL");
+      }
     }
   }
 

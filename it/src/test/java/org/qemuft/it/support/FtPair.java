@@ -245,9 +245,14 @@ public final class FtPair implements AutoCloseable {
       }
       p.destroy();
     }
-    for (Process p : controllers.values()) {
+    for (var c : controllers.entrySet()) {
+      Process p = c.getValue();
       try {
         if (!p.waitFor(20, TimeUnit.SECONDS)) {
+          // It will be killed, and leave its QEMU's ring behind: say where it was stuck.
+          System.err.println("FtPair: the " + c.getKey().lower() + " controller (pid " + p.pid()
+              + ") did not stop within 20 s of SIGTERM; killing it. Its threads:\n" + threadDump(p.pid())
+              + "\nIts log ends:\n" + tail(log(c.getKey())));
           p.descendants().forEach(ProcessHandle::destroyForcibly);
           p.destroyForcibly();
           p.waitFor(10, TimeUnit.SECONDS);
@@ -256,6 +261,18 @@ public final class FtPair implements AutoCloseable {
         Thread.currentThread().interrupt();
         p.destroyForcibly();
       }
+    }
+  }
+
+  /** {@code jcmd PID Thread.print}, or why there is none. */
+  private static String threadDump(long pid) {
+    try {
+      Process j = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "jcmd").toString(), Long.toString(pid), "Thread.print").redirectErrorStream(true).start();
+      byte[] out = j.getInputStream().readAllBytes();
+      j.waitFor(10, TimeUnit.SECONDS);
+      return new String(out, StandardCharsets.UTF_8);
+    } catch (IOException | InterruptedException e) {
+      return "(no thread dump: " + e + ")";
     }
   }
 
