@@ -4,12 +4,9 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
@@ -23,16 +20,12 @@ public final class Netns {
   private static final int O_RDONLY = 0;
   private static final int O_CLOEXEC = 0x80000;
   private static final int CLONE_NEWNET = 0x40000000;
-  private static final Linker LINKER = Linker.nativeLinker();
-  private static final StructLayout STATE = Linker.Option.captureStateLayout();
-  private static final VarHandle ERRNO = STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-  private static final Linker.Option ERRNO_OPT = Linker.Option.captureCallState("errno");
-  private static final MethodHandle OPEN = LINKER.downcallHandle(LINKER.defaultLookup().find("open").orElseThrow(),
+  private static final MethodHandle OPEN = Libc.downcall("open",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
-      ERRNO_OPT, Linker.Option.firstVariadicArg(2));
-  private static final MethodHandle SETNS = LINKER.downcallHandle(LINKER.defaultLookup().find("setns").orElseThrow(),
-      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), ERRNO_OPT);
-  private static final MethodHandle CLOSE = LINKER.downcallHandle(LINKER.defaultLookup().find("close").orElseThrow(),
+      Libc.ERRNO, Linker.Option.firstVariadicArg(2));
+  private static final MethodHandle SETNS = Libc.downcall("setns",
+      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), Libc.ERRNO);
+  private static final MethodHandle CLOSE = Libc.downcall("close",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
   private Netns() {}
@@ -73,14 +66,14 @@ public final class Netns {
 
   private static void enter(String path) throws NamespaceException {
     try (Arena a = Arena.ofConfined()) {
-      MemorySegment st = a.allocate(STATE);
+      MemorySegment st = a.allocate(Libc.CALL_STATE);
       int fd = (int) OPEN.invokeExact(st, a.allocateFrom(path), O_RDONLY | O_CLOEXEC, 0);
       if (fd < 0) {
         throw new NamespaceException("cannot open network namespace " + path + ": errno "
-            + (int) ERRNO.get(st, 0L) + " (does 'ip netns list' show it?)");
+            + Libc.errno(st) + " (does 'ip netns list' show it?)");
       }
       int rc = (int) SETNS.invokeExact(st, fd, CLONE_NEWNET);
-      int err = (int) ERRNO.get(st, 0L);
+      int err = Libc.errno(st);
       int ignored = (int) CLOSE.invokeExact(fd);
       if (rc != 0) {
         throw new NamespaceException("cannot enter network namespace " + path + ": errno " + err

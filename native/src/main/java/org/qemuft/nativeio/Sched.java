@@ -15,7 +15,31 @@ public final class Sched {
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS),
       Libc.ERRNO);
 
+  private static final MethodHandle SCHED_GETSCHEDULER = Libc.downcall("sched_getscheduler",
+      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), Libc.ERRNO);
+
   private Sched() {}
+
+  /**
+   * The scheduling policy of thread {@code tid}, as sched_getscheduler(2) numbers it (0
+   * SCHED_OTHER, 5 SCHED_IDLE, ...).
+   *
+   * @throws IOException naming the thread and the reason (no such thread)
+   */
+  public static int policy(long tid) throws IOException {
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment st = a.allocate(Libc.CALL_STATE);
+      int policy = (int) SCHED_GETSCHEDULER.invokeExact(st, Math.toIntExact(tid));
+      if (policy < 0) {
+        throw new IOException("cannot read the scheduling policy of thread " + tid + ": " + Libc.errnoText(st));
+      }
+      return policy;
+    } catch (IOException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw new IllegalStateException("native call sched_getscheduler failed for thread " + tid, t);
+    }
+  }
 
   /**
    * Puts thread {@code tid} under SCHED_IDLE: it runs only when nothing else wants its CPU (and

@@ -5,7 +5,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.nio.charset.StandardCharsets;
@@ -34,23 +33,21 @@ public final class Tap implements AutoCloseable {
   private static final int IFNAMSIZ = 16;
   private static final int POLL_SLICE_MS = 100;
 
-  private static final StructLayout CALL_STATE = Libc.CALL_STATE;
-  private static final Linker.Option ERRNO_OPT = Libc.ERRNO;
   private static final MethodHandle OPEN = Libc.downcall("open",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
-      ERRNO_OPT, Linker.Option.firstVariadicArg(2));
+      Libc.ERRNO, Linker.Option.firstVariadicArg(2));
   private static final MethodHandle IOCTL = Libc.downcall("ioctl",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS),
-      ERRNO_OPT, Linker.Option.firstVariadicArg(2));
+      Libc.ERRNO, Linker.Option.firstVariadicArg(2));
   private static final MethodHandle READ = Libc.downcall("read",
       FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
-      ERRNO_OPT);
+      Libc.ERRNO);
   private static final MethodHandle WRITE = Libc.downcall("write",
       FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
-      ERRNO_OPT);
+      Libc.ERRNO);
   private static final MethodHandle POLL = Libc.downcall("poll",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT),
-      ERRNO_OPT);
+      Libc.ERRNO);
   private static final MethodHandle CLOSE = Libc.downcall("close",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
@@ -59,8 +56,8 @@ public final class Tap implements AutoCloseable {
   private final Arena arena = Arena.ofShared();
   private final MemorySegment readBuf = arena.allocate(MAX_FRAME);
   private final MemorySegment writeBuf = arena.allocate(MAX_FRAME);
-  private final MemorySegment readState = arena.allocate(CALL_STATE);
-  private final MemorySegment writeState = arena.allocate(CALL_STATE);
+  private final MemorySegment readState = arena.allocate(Libc.CALL_STATE);
+  private final MemorySegment writeState = arena.allocate(Libc.CALL_STATE);
   private final MemorySegment pollFd = arena.allocate(8);
   private final ReentrantLock reading = new ReentrantLock();
   private final ReentrantLock writing = new ReentrantLock();
@@ -84,7 +81,7 @@ public final class Tap implements AutoCloseable {
       throw new IOException("TAP device name '" + name + "' must be 1-15 characters");
     }
     try (Arena tmp = Arena.ofConfined()) {
-      MemorySegment state = tmp.allocate(CALL_STATE);
+      MemorySegment state = tmp.allocate(Libc.CALL_STATE);
       int fd = (int) OPEN.invokeExact(state, tmp.allocateFrom("/dev/net/tun"), O_RDWR | O_CLOEXEC, 0);
       if (fd < 0) {
         throw new IOException("cannot open /dev/net/tun for TAP device " + name + ": " + Libc.errnoText(state)

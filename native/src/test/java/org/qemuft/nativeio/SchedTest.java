@@ -22,10 +22,13 @@ class SchedTest {
     Process sleeper = new ProcessBuilder("sleep", "30").start();
     try {
       assertThat(policy(sleeper.pid())).isEqualTo(0); // SCHED_OTHER
+      assertThat(Sched.policy(sleeper.pid())).isEqualTo(0);
       Sched.idle(sleeper.pid());
       assertThat(policy(sleeper.pid())).isEqualTo(5); // SCHED_IDLE
+      assertThat(Sched.policy(sleeper.pid())).isEqualTo(5);
       Sched.normal(sleeper.pid());
       assertThat(policy(sleeper.pid())).isEqualTo(0);
+      assertThat(Sched.policy(sleeper.pid())).isEqualTo(0);
     } finally {
       sleeper.destroyForcibly();
       sleeper.waitFor(10, TimeUnit.SECONDS);
@@ -37,6 +40,10 @@ class SchedTest {
     Process gone = new ProcessBuilder("true").start();
     gone.waitFor(10, TimeUnit.SECONDS); // reaped: its id names no thread (until the kernel reuses it)
     assertThatThrownBy(() -> Sched.idle(gone.pid()))
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("thread " + gone.pid())
+        .hasMessageContaining("No such process");
+    assertThatThrownBy(() -> Sched.policy(gone.pid()))
         .isInstanceOf(IOException.class)
         .hasMessageContaining("thread " + gone.pid())
         .hasMessageContaining("No such process");

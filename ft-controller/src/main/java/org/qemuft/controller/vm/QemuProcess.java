@@ -30,7 +30,7 @@ public final class QemuProcess implements AutoCloseable {
   /** How long {@link #stop} waits for the kernel to reap QEMU after SIGKILL. */
   private static final Duration KILL_WAIT = Duration.ofSeconds(10);
   /** QEMU 7.2's name for its QMP monitor's I/O thread (monitor/monitor.c, with debug-threads=on). */
-  static final String MONITOR_IO_THREAD = "IO mon_iothread";
+  public static final String MONITOR_IO_THREAD = "IO mon_iothread";
 
   static {
     Runtime.getRuntime().addShutdownHook(new Thread(() -> LIVE.forEach(Process::destroyForcibly),

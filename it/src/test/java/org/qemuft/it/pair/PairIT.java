@@ -21,11 +21,13 @@ import org.qemuft.controller.channel.ChannelSettings;
 import org.qemuft.controller.channel.LogChannel;
 import org.qemuft.controller.channel.PeerInfo;
 import org.qemuft.controller.config.FtConfig.Role;
+import org.qemuft.controller.vm.QemuProcess;
 import org.qemuft.it.support.CorruptingProxy;
 import org.qemuft.it.support.FtPair;
 import org.qemuft.it.support.PairNetwork;
 import org.qemuft.it.support.ServiceClient;
 import org.qemuft.nativeio.Netns;
+import org.qemuft.nativeio.Sched;
 
 /**
  * A protected pair end to end: two controllers ({@code ftctl run}) in their own network
@@ -46,7 +48,8 @@ class PairIT {
       pair.startBoth();
       // Each controller put its QEMU's QMP I/O thread under SCHED_IDLE (docs/rr-pace.md).
       for (Role role : Role.values()) {
-        assertThat(threadPolicies(pair.qemuPid(role), "IO mon_iothread")).as(role + "'s QEMU").containsExactly(5);
+        assertThat(threadPolicies(pair.qemuPid(role), QemuProcess.MONITOR_IO_THREAD)).as(role + "'s QEMU")
+            .containsExactly(5); // SCHED_IDLE
       }
       long total = 0;
       try (ServiceClient client = ServiceClient.connect(net.nsC, PairNetwork.GUEST_IP, BOOT)) {
@@ -158,14 +161,13 @@ class PairIT {
     }
   }
 
-  /** The scheduling policy (field 41 of /proc/PID/task/TID/stat) of each thread of {@code pid} named {@code name}. */
+  /** The scheduling policy of each thread of {@code pid} named {@code name}. */
   private static List<Integer> threadPolicies(long pid, String name) throws IOException {
     List<Integer> policies = new ArrayList<>();
     try (DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc", Long.toString(pid), "task"))) {
       for (Path task : tasks) {
         if (Files.readString(task.resolve("comm")).strip().equals(name)) {
-          String stat = Files.readString(task.resolve("stat"));
-          policies.add(Integer.parseInt(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[41 - 3]));
+          policies.add(Sched.policy(Long.parseLong(task.getFileName().toString())));
         }
       }
     }
